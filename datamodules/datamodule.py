@@ -1,0 +1,170 @@
+"""CrossSectionalDataModule: one trading day's cross-section per batch (SPEC 1-2)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from datamodules.dataset import DayDataset, Split
+from datamodules.features import RobustNormalizer, build_inputs, eligibility, scale_windows
+from datamodules.labels import log_market_cap, make_labels
+from market.panel import Panel
+from market.sources import MarketSource, SyntheticMarket, load_panel
+
+log = logging.getLogger(__name__)
+DEFAULT_FEATURES = ["open", "high", "low", "close", "vwap", "volume"]
+
+
+class CrossSectionalDataModule(L.LightningDataModule):
+    """Daily cross-sections of 150-day windows with neutralized forward-return labels.
+
+    Splits by date with a purge gap: the last training day t satisfies
+    ``t + 1 + horizon < first validation day`` (its label's last price comes before any
+    validation input), and likewise validation vs test. Training days are shuffled,
+    validation/test/predict days are chronological. The normalizer is fitted on training
+    days only.
+
+    Args:
+        market: where the market comes from; None = the built-in synthetic market.
+        cache_dir: directory for the cached dense panel; None = no cache.
+        features: per-day input fields (open, high, low, close, vwap, volume, amount).
+        window: days per sample window (150 in the reports).
+        horizon: label horizon h in days: return from close t+1 to close t+1+h.
+        label_transform: per-day label standardization: rank (IC loss) or zscore (MSE).
+        neutralize: residualize labels on log market cap and industry dummies per day.
+        train_start: first training day (ISO); None = the first day with a full window.
+        val_start: first validation day (ISO).
+        test_start: first test day (ISO).
+        test_end: last test day (ISO); None = the end of the data.
+        universe: membership name restricting training/evaluation stocks (e.g. csi1000);
+            None = all stocks.
+        min_valid_frac: minimum share of the window's days with a valid bar; stocks
+            below it are excluded that day (never padded).
+        n_size_groups: size groups (quantiles of log market cap per day) for DecompGRU.
+        norm_sample_days: training days sampled to fit the normalizer.
+        clip: winsorization bound in robust standard deviations.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(self, market: MarketSource | None = None, cache_dir: str | None = None,
+                 features: list[str] | None = None, window: int = 150, horizon: int = 10,
+                 label_transform: Literal["rank", "zscore"] = "rank", neutralize: bool = True,
+                 train_start: str | None = None, val_start: str = "2018-01-01",
+                 test_start: str = "2019-01-01", test_end: str | None = None,
+                 universe: str | None = None, min_valid_frac: float = 0.9,
+                 n_size_groups: int = 5, norm_sample_days: int = 32, clip: float = 3.0,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        self.market = market if market is not None else SyntheticMarket()
+        self.cache_dir = cache_dir
+        self.features = list(features) if features else list(DEFAULT_FEATURES)
+        self.window, self.horizon = window, horizon
+        self.label_transform, self.neutralize = label_transform, neutralize
+        self.dates_cfg = (train_start, val_start, test_start, test_end)
+        self.universe, self.min_valid_frac = universe, min_valid_frac
+        self.n_size_groups, self.norm_sample_days, self.clip = n_size_groups, norm_sample_days, clip
+        self.num_workers = num_workers
+        self.panel: Panel | None = None
+        self.splits: dict[str, Split] = {}
+        self.report: dict[str, int] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.panel is not None:
+            return
+        self.panel = load_panel(self.market, self.cache_dir)
+        self.inputs = build_inputs(self.panel, self.features)  # [D, S, F]
+        eligible = eligibility(self.panel, self.window, self.min_valid_frac)
+        if self.universe is not None:
+            if self.universe not in self.panel.universes:
+                raise ValueError(f"universe {self.universe!r} not in the market's memberships "
+                                 f"{sorted(self.panel.universes)}")
+            eligible &= self.panel.universes[self.universe]
+        self.log_mcap = log_market_cap(self.panel)
+        eligible &= np.isfinite(self.log_mcap)
+        self.eligible = eligible
+        self.labels = make_labels(self.panel, self.horizon, eligible, self.label_transform,
+                                  self.neutralize)
+        self.splits = self._make_splits()
+        self.normalizer = self._fit_normalizer(self.splits["train"].days)
+        self._report()
+
+    def _day_range(self, start: str | None, end_exclusive: int) -> np.ndarray:
+        lo = self.panel.date_index(start) if start else 0
+        return np.arange(max(lo, self.window - 1), end_exclusive)
+
+    def _make_splits(self) -> dict[str, Split]:
+        train_start, val_start, test_start, test_end = self.dates_cfg
+        p, gap = self.panel, self.horizon + 1
+        v, t = p.date_index(val_start), p.date_index(test_start)
+        e = p.date_index(test_end, side="right") if test_end else len(p.dates)
+        if not self.window - 1 < v < t < e:
+            raise ValueError(f"need data start + window < val_start < test_start < test_end; got "
+                             f"{val_start}, {test_start}, {test_end} on {p.dates[0]}..{p.dates[-1]}")
+        labelled = np.isfinite(self.labels).sum(axis=1) >= 2
+        scored = self.eligible.sum(axis=1) >= 2
+        days = {"train": self._day_range(train_start, v - gap),
+                "val": np.arange(v, t - gap), "test": np.arange(t, e)}
+        out = {}
+        for name, d in days.items():
+            keep = d[labelled[d]] if name != "test" else d[scored[d]]
+            if len(keep) == 0:
+                raise ValueError(f"{name} split is empty: dates {self.dates_cfg}, window "
+                                 f"{self.window}, horizon {self.horizon} on "
+                                 f"{p.dates[0]}..{p.dates[-1]}")
+            out[name] = Split(name, keep, train=name == "train")
+        return out
+
+    def _fit_normalizer(self, train_days: np.ndarray) -> RobustNormalizer:
+        pick = np.unique(np.linspace(0, len(train_days) - 1, self.norm_sample_days).round()
+                         .astype(int))
+        wins = [self.raw_windows(int(day), np.nonzero(self.eligible[day])[0])
+                for day in train_days[pick]]
+        return RobustNormalizer(self.clip).fit(np.concatenate(wins))
+
+    def raw_windows(self, day: int, stocks: np.ndarray) -> np.ndarray:
+        """Scale-free windows ``[N, W, F]`` of ``stocks`` on ``day`` (before normalization)."""
+        block = self.inputs[day - self.window + 1:day + 1]  # [W, S, F] view
+        win = np.ascontiguousarray(block[:, stocks].transpose(1, 0, 2))  # [N, W, F]
+        return scale_windows(win, self.features)
+
+    def size_groups(self, day: int, stocks: np.ndarray) -> np.ndarray:
+        """Equal-count quantile groups 0..G-1 of log market cap among ``stocks`` on ``day``."""
+        order = np.argsort(np.argsort(self.log_mcap[day, stocks], kind="stable"), kind="stable")
+        return (order * self.n_size_groups // max(len(stocks), 1)).astype(np.int64)
+
+    def _report(self) -> None:
+        valid_in_window = self.eligible  # eligible days guarantee a bar on t
+        csum = np.cumsum(self.panel.valid, axis=0, dtype=np.int64)
+        lag = np.vstack([np.zeros((self.window, csum.shape[1]), np.int64), csum[:-self.window]])
+        missing = np.where(valid_in_window, self.window - (csum - lag), 0)
+        self.report = {**self.panel.report,
+                       "eligible_stock_days": int(self.eligible.sum()),
+                       "window_days_filled_with_0": int(missing.sum()),
+                       **{f"{k}_days": len(s.days) for k, s in self.splits.items()}}
+        log.info("data report: %s", self.report)
+
+    def _loader(self, split: str) -> DataLoader:
+        return DataLoader(DayDataset(self, self.splits[split]), batch_size=None,
+                          shuffle=self.splits[split].train, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def transfer_batch_to_device(self, batch: dict, device: torch.device,
+                                 dataloader_idx: int) -> dict:
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

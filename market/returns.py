@@ -1,0 +1,93 @@
+"""Forward returns and cross-sectional neutralization on dense ``[D, S]`` arrays (numpy only).
+
+Forward return convention (SPEC 1): the signal computed after the close of day t is
+traded at the close of t+1, so the h-day label of day t is
+``adj_close[t+1+h] / adj_close[t+1] - 1``. It is NaN when the stock has no bar at t+1
+(cannot be bought), when t+1+h is past the data end, or when the stock delisted
+before t+1+h. A suspension at t+1+h uses the last traded adjusted close (the holding
+is still worth its last price), which is the forward-filled adjusted close.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from market.panel import Panel
+
+
+def forward_fill(a: np.ndarray, have: np.ndarray) -> np.ndarray:
+    """Forward-fill ``a`` [D, S] along days from rows where ``have`` is True."""
+    idx = np.where(have, np.arange(a.shape[0])[:, None], 0)
+    out = np.take_along_axis(a, np.maximum.accumulate(idx, axis=0), 0)
+    return np.where(np.maximum.accumulate(have, axis=0), out, np.nan)
+
+
+def forward_returns(panel: Panel, horizon: int, entry_lag: int = 1) -> np.ndarray:
+    """[D, S] float64 return from close of t+entry_lag to close of t+entry_lag+horizon."""
+    if horizon < 1 or entry_lag < 0:
+        raise ValueError(f"horizon must be >= 1 and entry_lag >= 0, got {horizon}, {entry_lag}")
+    has_bar = ~np.isnan(panel["adj_close"])
+    price = forward_fill(panel["adj_close"], has_bar)
+    price = np.where(panel.listed, price, np.nan)  # after delisting the exit is unknown
+    d = len(panel.dates)
+    out = np.full(price.shape, np.nan)
+    n = d - entry_lag - horizon
+    if n > 0:
+        entry = np.where(panel.valid[entry_lag:entry_lag + n], price[entry_lag:entry_lag + n],
+                         np.nan)
+        out[:n] = price[entry_lag + horizon:entry_lag + horizon + n] / entry - 1
+    return out
+
+
+def neutralize(y: np.ndarray, exposure: np.ndarray, groups: np.ndarray,
+               mask: np.ndarray) -> np.ndarray:
+    """Per-day OLS residual of ``y`` on ``[industry dummies, exposure]`` over ``mask``.
+
+    y, exposure: [D, S] float; groups: [D, S] int industry ids (>= 0); mask: [D, S] bool
+    (stocks entering the regression: finite y and exposure required too). Returns [D, S]
+    residuals, NaN outside the mask. Exact OLS via Frisch-Waugh-Lovell: demean y and the
+    exposure within (day, industry), then regress the demeaned y on the demeaned
+    exposure per day. Vectorized over all days (no loop over days or stocks).
+    """
+    m = mask & np.isfinite(y) & np.isfinite(exposure)
+    d_idx, s_idx = np.nonzero(m)
+    n_groups = int(groups.max()) + 1 if groups.size else 1
+    key = d_idx * n_groups + groups[d_idx, s_idx]
+    yv, xv = y[d_idx, s_idx].astype(np.float64), exposure[d_idx, s_idx].astype(np.float64)
+    size = len(y) * n_groups
+    cnt = np.bincount(key, minlength=size)
+    cnt = np.maximum(cnt, 1)
+    yt = yv - (np.bincount(key, yv, size) / cnt)[key]
+    xt = xv - (np.bincount(key, xv, size) / cnt)[key]
+    sxy = np.bincount(d_idx, xt * yt, len(y))
+    sxx = np.bincount(d_idx, xt * xt, len(y))
+    beta = np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 1e-12)
+    out = np.full(y.shape, np.nan)
+    out[d_idx, s_idx] = yt - beta[d_idx] * xt
+    return out
+
+
+def cross_sectional_rank(y: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Per-day rank of ``y`` mapped to [-0.5, 0.5]-centred uniform scores, then z-scored.
+
+    Average ranks for ties; NaN outside ``mask``/non-finite. Returns [D, S].
+    """
+    from scipy.stats import rankdata
+
+    m = np.isfinite(y) if mask is None else mask & np.isfinite(y)
+    filled = np.where(m, y, np.nan)
+    r = rankdata(filled, axis=1, method="average", nan_policy="omit")
+    n = m.sum(axis=1, keepdims=True)
+    u = (r - 0.5) / np.maximum(n, 1) - 0.5
+    return cross_sectional_zscore(np.where(m, u, np.nan))
+
+
+def cross_sectional_zscore(y: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Per-day (row) z-score over finite entries in ``mask``; std with ddof=0; constant day -> 0."""
+    m = np.isfinite(y) if mask is None else mask & np.isfinite(y)
+    v = np.where(m, y, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = np.nanmean(v, axis=1, keepdims=True)
+        sd = np.nanstd(v, axis=1, keepdims=True)
+    z = np.divide(v - mu, sd, out=np.zeros_like(v), where=sd > 1e-12)
+    return np.where(m, z, np.nan)

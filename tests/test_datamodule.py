@@ -1,0 +1,126 @@
+"""Data pipeline: splits, eligibility, normalizer, labels and the look-ahead guarantees."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from datamodules import CrossSectionalDataModule
+from datamodules.features import eligibility
+from market.panel import Panel
+from market.returns import forward_returns
+from market.schema import MarketData
+from market.sources import MarketSource
+from market.synthetic import generate_market
+
+
+class FixedMarket(MarketSource):
+    def __init__(self, market: MarketData, key: str = "fixed") -> None:
+        self.market, self._key = market, key
+
+    def load(self) -> MarketData:
+        return self.market
+
+    def key(self) -> str:
+        return self._key
+
+
+@pytest.fixture(scope="module")
+def market() -> MarketData:
+    return generate_market(n_stocks=60, n_days=420, seed=3, start="2017-01-02")
+
+
+def make_dm(market: MarketData, **kw) -> CrossSectionalDataModule:
+    args = dict(window=40, horizon=5, val_start="2018-01-01", test_start="2018-06-01",
+                norm_sample_days=8)
+    args.update(kw)
+    dm = CrossSectionalDataModule(market=FixedMarket(market), **args)
+    dm.setup("fit")
+    return dm
+
+
+def test_batch_contract(market: MarketData) -> None:
+    dm = make_dm(market)
+    batch = next(iter(dm.train_dataloader()))
+    n = batch["x"].shape[0]
+    assert batch["x"].shape == (n, 40, 6) and n > 10
+    assert batch["mask"].all(), "training batches hold labelled stocks only"
+    assert np.isfinite(batch["x"].numpy()).all()
+    assert np.abs(batch["x"].numpy()).max() <= 3.0 + 1e-6
+    assert set(batch["size_group"].tolist()) == set(range(5))
+    counts = np.bincount(batch["size_group"].numpy())
+    assert counts.max() - counts.min() <= 1
+    day = int(batch["day"])
+    assert dm.eligible[day, batch["stock"].numpy()].all()
+
+
+def test_splits_purged_and_ordered(market: MarketData) -> None:
+    dm = make_dm(market)
+    tr, va, te = (dm.splits[k].days for k in ("train", "val", "test"))
+    # a training label ends at t + 1 + h, which must come before the first validation day
+    assert tr.max() + 1 + dm.horizon < va.min()
+    assert va.max() + 1 + dm.horizon < te.min()
+    assert tr.min() >= dm.window - 1
+    days = [int(b["day"]) for b in dm.val_dataloader()]
+    assert days == sorted(days), "validation is chronological"
+
+
+def test_eligibility_never_pads() -> None:
+    market = generate_market(n_stocks=40, n_days=300, seed=5)
+    panel = Panel.from_market(market)
+    el = eligibility(panel, window=50, min_valid_frac=0.9)
+    first = np.argmax(panel.listed, axis=0)
+    d_idx, s_idx = np.nonzero(el)
+    assert (d_idx - 49 >= first[s_idx]).all(), "window must lie inside the listed life"
+    assert panel.valid[d_idx, s_idx].all()
+    for d, s in list(zip(d_idx, s_idx))[::97]:
+        assert panel.valid[d - 49:d + 1, s].sum() >= 45
+
+
+def _perturb_after(market: MarketData, date: np.datetime64) -> MarketData:
+    bars = market.bars.with_columns(
+        [pl.when(pl.col("date") > pl.lit(date)).then(pl.col(c) * 1.37).otherwise(pl.col(c))
+         .alias(c) for c in ("open", "high", "low", "close", "vwap", "preclose")]
+        + [pl.when(pl.col("date") > pl.lit(date)).then(pl.col("volume") * 3.0)
+           .otherwise(pl.col("volume")).alias("volume")])
+    return MarketData(bars, market.memberships, market.index_close, market.index_codes)
+
+
+def test_no_look_ahead_in_features_and_labels(market: MarketData) -> None:
+    """Changing every price after day T changes no input at <= T and no label at <= T-h-1."""
+    dm = make_dm(market)
+    t = int(dm.splits["val"].days[3])
+    cut = dm.panel.dates[t]
+    dm2 = make_dm(_perturb_after(market, cut))
+    stocks = np.nonzero(dm.eligible[t])[0]
+    assert (dm2.eligible[:t + 1] == dm.eligible[:t + 1]).all()
+    np.testing.assert_array_equal(dm.raw_windows(t, stocks), dm2.raw_windows(t, stocks))
+    last_safe = t - 1 - dm.horizon
+    np.testing.assert_array_equal(dm.labels[:last_safe + 1], dm2.labels[:last_safe + 1])
+    assert not np.allclose(np.nan_to_num(dm.labels[t - 2]), np.nan_to_num(dm2.labels[t - 2]))
+
+
+def test_normalizer_fitted_on_training_days_only(market: MarketData) -> None:
+    dm = make_dm(market)
+    first_val = dm.panel.dates[dm.splits["val"].days[0]]
+    dm2 = make_dm(_perturb_after(market, first_val))
+    np.testing.assert_array_equal(dm.normalizer.median, dm2.normalizer.median)
+    np.testing.assert_array_equal(dm.normalizer.sigma, dm2.normalizer.sigma)
+
+
+def test_labels_neutral_and_ranked(market: MarketData) -> None:
+    dm = make_dm(market, label_transform="zscore")
+    t = int(dm.splits["train"].days[10])
+    y = dm.labels[t]
+    m = np.isfinite(y)
+    assert abs(y[m].mean()) < 1e-5 and abs(y[m].std() - 1) < 1e-4
+    lmc = dm.log_mcap[t, m]
+    assert abs(np.corrcoef(y[m], lmc)[0, 1]) < 1e-4, "orthogonal to size"
+    fwd = forward_returns(dm.panel, dm.horizon)[t, m]
+    assert np.corrcoef(y[m], fwd)[0, 1] > 0.5
+
+
+def test_bad_split_dates_are_explained(market: MarketData) -> None:
+    with pytest.raises(ValueError, match="val_start"):
+        make_dm(market, val_start="2018-06-01", test_start="2018-01-01")
