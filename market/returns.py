@@ -10,6 +10,8 @@ is still worth its last price), which is the forward-filled adjusted close.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from market.panel import Panel
@@ -86,7 +88,8 @@ def cross_sectional_zscore(y: np.ndarray, mask: np.ndarray | None = None) -> np.
     """Per-day (row) z-score over finite entries in ``mask``; std with ddof=0; constant day -> 0."""
     m = np.isfinite(y) if mask is None else mask & np.isfinite(y)
     v = np.where(m, y, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with warnings.catch_warnings():  # days without stocks give NaN statistics, masked below
+        warnings.simplefilter("ignore", RuntimeWarning)
         mu = np.nanmean(v, axis=1, keepdims=True)
         sd = np.nanstd(v, axis=1, keepdims=True)
     z = np.divide(v - mu, sd, out=np.zeros_like(v), where=sd > 1e-12)

@@ -1,6 +1,6 @@
 """Seeded synthetic A-share-like market: the framework's built-in dataset and CI data.
 
-``generate_market`` returns a :class:`SyntheticMarket` (a ``MarketData``) in the
+``generate_market`` returns a :class:`SyntheticMarketData` (a ``MarketData``) in the
 canonical long schema, with csi300/csi500/csi1000-like memberships and cap-weighted
 index levels, plus the latent state that makes the planted predictive structure
 checkable (``oracle_scores``). The data-generating process, the planted signals and
@@ -28,12 +28,12 @@ from market.synthetic_signals import (SyntheticLatent, SyntheticParams, simulate
 from market.synthetic_universe import (UNIVERSES, index_levels, industry_names, memberships,
                                        stock_codes, trading_calendar)
 
-__all__ = ["SyntheticMarket", "SyntheticParams", "generate_market", "oracle_factor",
+__all__ = ["SyntheticMarketData", "SyntheticParams", "generate_market", "oracle_factor",
            "oracle_scores"]
 
 
 @dataclass
-class SyntheticMarket(MarketData):
+class SyntheticMarketData(MarketData):
     """``MarketData`` plus the generator's latent state and parameters.
 
     latent: ``[D, S]`` arrays aligned with ``Panel.from_market(market)`` (its ``dates``
@@ -50,7 +50,7 @@ def generate_market(n_stocks: int = 500, n_days: int = 1250, seed: int = 0,
                     start: str = "2015-01-05", *, signal_scale: float = 1.0,
                     listing_fraction: float | None = None, suspension_rate: float | None = None,
                     holidays: bool = True, keep_latent: bool = True,
-                    params: SyntheticParams | None = None) -> SyntheticMarket:
+                    params: SyntheticParams | None = None) -> SyntheticMarketData:
     """Generate a synthetic market (deterministic for given arguments).
 
     n_stocks: number of stocks ever listed (10 .. 19998).
@@ -85,7 +85,7 @@ def generate_market(n_stocks: int = 500, n_days: int = 1250, seed: int = 0,
     members = memberships(dates, codes, paths, traits.list_day,
                           traits.price0 * traits.float_shares0)
     frame = _long_frame(dates, codes, industry_names(p.n_industries), traits.industry, paths, bars)
-    return SyntheticMarket(
+    return SyntheticMarketData(
         bars=frame, memberships=members, index_close=index_levels(dates, codes, paths, members),
         index_codes={name: code for name, (code, _, _) in UNIVERSES.items()},
         source=f"synthetic(seed={seed}, n_stocks={n_stocks}, n_days={n_days})",
@@ -111,7 +111,7 @@ def _long_frame(dates: np.ndarray, codes: np.ndarray, names: list[str], industry
     ])
 
 
-def oracle_scores(market: SyntheticMarket, component: str = "all") -> np.ndarray:
+def oracle_scores(market: SyntheticMarketData, component: str = "all") -> np.ndarray:
     """[D, S] float32 oracle: E[idiosyncratic return of days t+2..t+11 | latent state at t].
 
     This is the expected part of the 10-day label (close t+1 -> close t+11) that the
@@ -123,7 +123,7 @@ def oracle_scores(market: SyntheticMarket, component: str = "all") -> np.ndarray
     return market.latent.expected_label(component)
 
 
-def oracle_factor(market: SyntheticMarket, component: str = "all") -> pl.DataFrame:
+def oracle_factor(market: SyntheticMarketData, component: str = "all") -> pl.DataFrame:
     """The oracle as a factor frame ``date, code, score`` (one row per bar)."""
     score = oracle_scores(market, component)
     bars = market.bars.select("date", "code")
@@ -137,7 +137,8 @@ def oracle_factor(market: SyntheticMarket, component: str = "all") -> pl.DataFra
 def main(argv: list[str] | None = None) -> None:
     """CLI: time one generation, or (``--measure``) print the documented Rank ICs."""
     parser = argparse.ArgumentParser(prog="python -m market.synthetic", description=__doc__)
-    parser.add_argument("--measure", action="store_true", help="measure oracle / hand / random Rank IC")
+    parser.add_argument("--measure", action="store_true",
+                        help="measure oracle / hand / random Rank IC")
     parser.add_argument("--n-stocks", type=int, default=500)
     parser.add_argument("--n-days", type=int, default=1250)
     parser.add_argument("--seed", type=int, default=0)

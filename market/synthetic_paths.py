@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from market.synthetic_signals import StockTraits, SyntheticLatent, SyntheticParams, reversal_kappa
+from market.synthetic_signals import (Factors, StockTraits, SyntheticLatent, SyntheticParams,
+                                      reversal_kappa)
 
 NEVER = 2 ** 40  # "no delisting scheduled" day index
 BELOW_ONE_DAYS = 20  # closes below 1 CNY in a row that trigger a delisting (A-share rule)
@@ -120,7 +121,10 @@ def suspension_mask(rng: np.random.Generator, n_days: int, n_stocks: int,
 
 def corporate_actions(rng: np.random.Generator, dates: np.ndarray, n_stocks: int,
                       p: SyntheticParams) -> EventTable:
-    """Per stock and year at most one ex-date in June-August: a = dividend yield, b = split ratio."""
+    """At most one ex-date per stock and year, in June-August.
+
+    a = dividend yield (of the last close), b = split ratio.
+    """
     year, month = calendar_parts(dates)
     day, stock, yld, ratio = [], [], [], []
     for y in np.unique(year):
@@ -138,7 +142,8 @@ def corporate_actions(rng: np.random.Generator, dates: np.ndarray, n_stocks: int
 
 def share_events(rng: np.random.Generator, dates: np.ndarray, traits: StockTraits,
                  p: SyntheticParams) -> EventTable:
-    """a = total-shares multiplier (issuance of locked shares), b = share of locked shares unlocked."""
+    """Share-count events: a = total-shares multiplier (issuance of locked shares),
+    b = fraction of the locked shares that become float."""
     year, _ = calendar_parts(dates)
     s, d = len(traits.beta), len(dates)
     day, stock, mult, unlock = [], [], [], []
@@ -160,7 +165,7 @@ def share_events(rng: np.random.Generator, dates: np.ndarray, traits: StockTrait
 
 
 def simulate_paths(rng: np.random.Generator, dates: np.ndarray, traits: StockTraits,
-                   factors, latent: SyntheticLatent, p: SyntheticParams) -> Paths:
+                   factors: Factors, latent: SyntheticLatent, p: SyntheticParams) -> Paths:
     """Run the day loop; fills ``latent.kappa`` and ``latent.present`` in place."""
     d, s = latent.noise.shape
     suspended = suspension_mask(rng, d, s, p)
@@ -197,7 +202,8 @@ def _apply_events(st: _State, shares: EventTable, actions: EventTable, t: int,
     keep = alive[idx]
     idx, yld, ratio = idx[keep], yld[keep], ratio[keep]
     # applied on the first bar on or after the ex-date (a suspended stock waits)
-    np.add.at(st.div_due, idx, np.where(yld > 0, np.maximum(round2(yld * st.last_close[idx]), 0.01), 0))
+    cash = np.where(yld > 0, np.maximum(round2(yld * st.last_close[idx]), 0.01), 0.0)
+    np.add.at(st.div_due, idx, cash)
     np.multiply.at(st.ratio_due, idx, ratio)
 
 

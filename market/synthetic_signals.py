@@ -17,12 +17,13 @@ spread over the following days with mean lag ``1 / (1 - rho)``) and likewise
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import ndtr
 
-LABEL_DAYS = (2, 11)  # the 10-day label of day t is the return of days t+2 .. t+11 (close t+1 -> t+11)
+# the 10-day label of day t (close t+1 -> close t+11) is the return of days t+2 .. t+11
+LABEL_DAYS = (2, 11)
 BURN_IN = 40  # days simulated before the sample so that the AR states start stationary
 
 
@@ -34,14 +35,14 @@ class SyntheticParams:
     market_drift: float = 0.0003  # mean daily market return
     garch_alpha: float = 0.08  # GARCH(1,1) reaction to the last squared shock
     garch_beta: float = 0.90  # GARCH(1,1) persistence
-    tail_df: float = 4.0  # Student-t degrees of freedom of every shock (fat tails)
+    tail_df: float = 3.5  # Student-t degrees of freedom of every shock (fat tails)
     n_industries: int = 10  # number of industries (each with its own factor)
     industry_vol: float = 0.007  # daily volatility of an industry factor
     size_factor_vol: float = 0.004  # daily volatility of the small-minus-big factor
     beta_sd: float = 0.25  # cross-sectional std of market betas (mean 1)
     idio_vol: float = 0.022  # median daily idiosyncratic volatility
-    idio_vol_size_slope: float = 0.25  # idio vol multiplier exp(-slope * size z): small caps riskier
-    idio_vol_of_vol: float = 0.3  # std of each stock's log idio-vol AR(1) (stock-level clustering)
+    idio_vol_size_slope: float = 0.25  # idio vol x exp(-slope * size z): small caps riskier
+    idio_vol_of_vol: float = 0.45  # std of each stock's log idio-vol AR(1) (stock-level clustering)
     idio_vol_half_life: float = 30.0  # half-life (days) of the log idio-vol AR(1)
     trend_vol: float = 0.0011  # stationary std of the latent daily drift
     trend_half_life: float = 40.0  # half-life (days) of the latent drift AR(1)
@@ -136,11 +137,13 @@ class SyntheticLatent:
             # R[t+1] = rho R[t] + u[t]; days t+2..t+11 reverse (1-rho)(rho^1..rho^10) of it
             "reversal": lambda: -self.kappa * np.float32(rho ** (k0 - 1) - rho ** k1)
             * (rho * self.reversal_state + self.noise),
-            "attention": lambda: np.float32(-p.attention_strength * (rho_v ** (k0 - 1) - rho_v ** k1))
+            "attention": lambda: np.float32(-p.attention_strength
+                                            * (rho_v ** (k0 - 1) - rho_v ** k1))
             * (rho_v * self.attention_state + self.attention),
         }
         if component != "all" and component not in parts:
-            raise ValueError(f"component must be 'all' or one of {sorted(parts)}, got {component!r}")
+            raise ValueError(f"component must be 'all' or one of {sorted(parts)}, "
+                             f"got {component!r}")
         names = list(parts) if component == "all" else [component]
         out = sum(parts[n]() for n in names)
         return np.where(self.present, out, np.nan).astype(np.float32)
@@ -156,7 +159,8 @@ def student_t(rng: np.random.Generator, df: float, shape: tuple[int, ...]) -> np
     return (rng.standard_t(df, size=shape) * scale).astype(np.float32)
 
 
-def ar1(x: np.ndarray, phi: float, lagged: bool = False, y0: np.ndarray | None = None) -> np.ndarray:
+def ar1(x: np.ndarray, phi: float, lagged: bool = False,
+        y0: np.ndarray | None = None) -> np.ndarray:
     """y[t] = phi * y[t-1] + x[t] (or + x[t-1] if ``lagged``) along axis 0; y[-1] = y0 or 0."""
     y = np.empty_like(x)
     prev = np.zeros(x.shape[1:], x.dtype) if y0 is None else y0.astype(x.dtype)
@@ -196,7 +200,8 @@ def simulate_traits(rng: np.random.Generator, n_stocks: int, n_days: int,
         list_day[new] = rng.integers(1, int(0.85 * n_days), new.sum())
     float_ratio[list_day > 0] = rng.uniform(0.15, 0.3, (list_day > 0).sum())
     limit_days = rng.poisson(p.ipo_limit_up_days, s) + rng.random(s)
-    ipo_pop = np.where(list_day > 0, (1 + p.ipo_price_limit) * (1 + p.price_limit) ** limit_days - 1, 0.0)
+    pop = (1 + p.ipo_price_limit) * (1 + p.price_limit) ** limit_days - 1
+    ipo_pop = np.where(list_day > 0, pop, 0.0)
     return StockTraits(
         industry=industry, beta=np.clip(rng.normal(1.0, p.beta_sd, s), 0.2, 2.0), size_z=size_z,
         idio_vol=p.idio_vol * np.exp(-p.idio_vol_size_slope * size_z + rng.normal(0, 0.2, s)),
@@ -206,7 +211,8 @@ def simulate_traits(rng: np.random.Generator, n_stocks: int, n_days: int,
 
 
 def simulate_factors(rng: np.random.Generator, n_days: int, p: SyntheticParams) -> Factors:
-    """GARCH(1,1) market factor with Student-t shocks; industry and size factors share its regime."""
+    """GARCH(1,1) market factor with Student-t shocks; industry and size factors
+    share its volatility regime."""
     var = p.market_vol ** 2
     omega = var * (1 - p.garch_alpha - p.garch_beta)
     eps = student_t(rng, p.tail_df, (n_days + BURN_IN,)).astype(np.float64)
@@ -238,8 +244,10 @@ def simulate_latent(rng: np.random.Generator, traits: StockTraits, factors: Fact
     noise = student_t(rng, p.tail_df, (n, s))
     noise *= traits.idio_vol.astype(np.float32) * np.sqrt(regime)[:, None]
     psi, vv = 0.5 ** (1.0 / p.idio_vol_half_life), p.idio_vol_of_vol
-    log_vol = ar1(rng.standard_normal((n, s), dtype=np.float32) * np.float32(vv * np.sqrt(1 - psi ** 2)),
-                  psi, y0=rng.standard_normal(s) * vv)
+    vol_innov = rng.standard_normal((n, s), dtype=np.float32)
+    vol_innov *= np.float32(vv * np.sqrt(1 - psi ** 2))
+    log_vol = ar1(vol_innov, psi, y0=rng.standard_normal(s) * vv)
+    del vol_innov
     noise *= np.exp(log_vol - np.float32(vv ** 2))  # E[exp(2 log_vol - 2 vv^2)] = 1: variance kept
     del log_vol
     innov = rng.standard_normal((n, s), dtype=np.float32) * np.float32(
@@ -257,7 +265,5 @@ def simulate_latent(rng: np.random.Generator, traits: StockTraits, factors: Fact
 
 
 def _scaled_params(p: SyntheticParams, scale: float) -> SyntheticParams:
-    from dataclasses import replace
-
     return replace(p, trend_vol=p.trend_vol * scale, reversal_strength=p.reversal_strength * scale,
                    attention_strength=p.attention_strength * scale)

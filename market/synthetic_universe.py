@@ -18,7 +18,9 @@ MAX_STOCKS_PER_EXCHANGE = 9999
 
 
 def industry_names(n: int) -> list[str]:
-    return list(INDUSTRY_NAMES[:n]) if n <= len(INDUSTRY_NAMES) else [f"IND{k:02d}" for k in range(n)]
+    if n <= len(INDUSTRY_NAMES):
+        return list(INDUSTRY_NAMES[:n])
+    return [f"IND{k:02d}" for k in range(n)]
 
 
 def trading_calendar(start: str, n_days: int, holidays: bool = True) -> np.ndarray:
@@ -62,7 +64,8 @@ def _selection(t: int, paths: Paths, list_day: np.ndarray, cap0: np.ndarray
         return listed, np.where(listed, cap0, np.nan), int(listed.sum())
     r = t - 1
     listed = (list_day <= r) & (r <= paths.delist_day)
-    eligible = listed & ~paths.is_st[r] & (paths.delist_announce > r) & np.isfinite(paths.float_cap[r])
+    eligible = (listed & ~paths.is_st[r] & (paths.delist_announce > r)
+                & np.isfinite(paths.float_cap[r]))
     return eligible, np.where(eligible, paths.float_cap[r], np.nan), int(listed.sum())
 
 

@@ -79,9 +79,15 @@ def test_eligibility_never_pads() -> None:
 
 
 def _perturb_after(market: MarketData, date: np.datetime64) -> MarketData:
+    """Scale every later price by a stock-specific factor: one return jump on the next day."""
+    factor = 1.1 + pl.col("code").str.slice(-1).cast(pl.Int64) / 10
+    after = pl.col("date") > pl.lit(date)
+    next_day = market.bars.filter(after)["date"].min()
     bars = market.bars.with_columns(
-        [pl.when(pl.col("date") > pl.lit(date)).then(pl.col(c) * 1.37).otherwise(pl.col(c))
-         .alias(c) for c in ("open", "high", "low", "close", "vwap", "preclose")]
+        [pl.when(after).then(pl.col(c) * factor).otherwise(pl.col(c))
+         .alias(c) for c in ("open", "high", "low", "close", "vwap")]
+        + [pl.when(pl.col("date") > pl.lit(next_day)).then(pl.col("preclose") * factor)
+           .otherwise(pl.col("preclose")).alias("preclose")]
         + [pl.when(pl.col("date") > pl.lit(date)).then(pl.col("volume") * 3.0)
            .otherwise(pl.col("volume")).alias("volume")])
     return MarketData(bars, market.memberships, market.index_close, market.index_codes)
