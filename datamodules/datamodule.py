@@ -8,6 +8,7 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
+from jsonargparse import lazy_instance
 from torch.utils.data import DataLoader
 
 from datamodules.dataset import DayDataset, Split
@@ -30,7 +31,7 @@ class CrossSectionalDataModule(L.LightningDataModule):
     days only.
 
     Args:
-        market: where the market comes from; None = the built-in synthetic market.
+        market: where the market comes from (default: the built-in synthetic market).
         cache_dir: directory for the cached dense panel; None = no cache.
         features: per-day input fields (open, high, low, close, vwap, volume, amount).
         window: days per sample window (150 in the reports).
@@ -49,18 +50,21 @@ class CrossSectionalDataModule(L.LightningDataModule):
         norm_sample_days: training days sampled to fit the normalizer.
         clip: winsorization bound in robust standard deviations.
         num_workers: DataLoader worker processes.
+        shuffle_labels: a control experiment: permute each day's labels across its stocks
+            (seeded), so a correct pipeline must score a test Rank IC of about 0.
     """
 
-    def __init__(self, market: MarketSource | None = None, cache_dir: str | None = None,
+    def __init__(self, market: MarketSource = lazy_instance(SyntheticMarket),
+                 cache_dir: str | None = None,
                  features: list[str] | None = None, window: int = 150, horizon: int = 10,
                  label_transform: Literal["rank", "zscore"] = "rank", neutralize: bool = True,
                  train_start: str | None = None, val_start: str = "2018-01-01",
                  test_start: str = "2019-01-01", test_end: str | None = None,
                  universe: str | None = None, min_valid_frac: float = 0.9,
                  n_size_groups: int = 5, norm_sample_days: int = 32, clip: float = 3.0,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, shuffle_labels: bool = False) -> None:
         super().__init__()
-        self.market = market if market is not None else SyntheticMarket()
+        self.market = market
         self.cache_dir = cache_dir
         self.features = list(features) if features else list(DEFAULT_FEATURES)
         self.window, self.horizon = window, horizon
@@ -68,7 +72,7 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.dates_cfg = (train_start, val_start, test_start, test_end)
         self.universe, self.min_valid_frac = universe, min_valid_frac
         self.n_size_groups, self.norm_sample_days, self.clip = n_size_groups, norm_sample_days, clip
-        self.num_workers = num_workers
+        self.num_workers, self.shuffle_labels = num_workers, shuffle_labels
         self.panel: Panel | None = None
         self.splits: dict[str, Split] = {}
         self.report: dict[str, int] = {}
@@ -89,6 +93,8 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.eligible = eligible
         self.labels = make_labels(self.panel, self.horizon, eligible, self.label_transform,
                                   self.neutralize)
+        if self.shuffle_labels:
+            self.labels = _permute_within_days(self.labels, np.random.default_rng(12345))
         self.splits = self._make_splits()
         self.normalizer = self._fit_normalizer(self.splits["train"].days)
         self._report()
@@ -168,3 +174,12 @@ class CrossSectionalDataModule(L.LightningDataModule):
     def transfer_batch_to_device(self, batch: dict, device: torch.device,
                                  dataloader_idx: int) -> dict:
         return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _permute_within_days(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Shuffle each day's finite labels among the stocks that have one."""
+    out = labels.copy()
+    for day in range(len(out)):
+        idx = np.nonzero(np.isfinite(out[day]))[0]
+        out[day, idx] = out[day, rng.permutation(idx)]
+    return out

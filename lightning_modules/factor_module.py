@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,11 @@ from torch import nn
 
 from lightning_modules.losses import ICLoss
 from lightning_modules.metrics import DailyIC, DailyRankIC, summarize_daily
+
+
+# net and loss are rebuilt from the CLI's recorded config on load_from_checkpoint, so
+# keeping them in hparams is intended
+warnings.filterwarnings("ignore", message=r".*is an instance of `nn.Module` and is already saved")
 
 
 def _adam(params: Any) -> torch.optim.Optimizer:
@@ -36,7 +42,7 @@ class FactorModule(L.LightningModule):
                  optimizer: OptimizerCallable = _adam,
                  lr_scheduler: LRSchedulerCallable | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "loss"])
+        self.save_hyperparameters()
         self.net = net
         self.loss = loss if loss is not None else ICLoss()
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler

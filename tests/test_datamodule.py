@@ -130,3 +130,12 @@ def test_labels_neutral_and_ranked(market: MarketData) -> None:
 def test_bad_split_dates_are_explained(market: MarketData) -> None:
     with pytest.raises(ValueError, match="val_start"):
         make_dm(market, val_start="2018-06-01", test_start="2018-01-01")
+
+
+def test_shuffled_label_control_keeps_each_days_labels(market: MarketData) -> None:
+    dm, ctl = make_dm(market), make_dm(market, shuffle_labels=True)
+    t = int(dm.splits["train"].days[5])
+    a, b = dm.labels[t], ctl.labels[t]
+    np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
+    np.testing.assert_allclose(np.sort(a[np.isfinite(a)]), np.sort(b[np.isfinite(b)]))
+    assert not np.array_equal(a, b)
