@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Literal
 
 import lightning as L
@@ -11,7 +12,7 @@ import torch
 from jsonargparse import lazy_instance
 from torch.utils.data import DataLoader
 
-from datamodules.dataset import DayDataset, Split
+from datamodules.dataset import DayDataset, EpochShuffleSampler, Split
 from datamodules.features import RobustNormalizer, build_inputs, eligibility, scale_windows
 from datamodules.labels import log_market_cap, make_labels
 from market.panel import Panel
@@ -26,9 +27,9 @@ class CrossSectionalDataModule(L.LightningDataModule):
 
     Splits by date with a purge gap: the last training day t satisfies
     ``t + 1 + horizon < first validation day`` (its label's last price comes before any
-    validation input), and likewise validation vs test. Training days are shuffled,
-    validation/test/predict days are chronological. The normalizer is fitted on training
-    days only.
+    validation input), and likewise validation vs test. Training days are shuffled by a
+    permutation of (seed, epoch), so resumed runs repeat it; validation/test/predict days
+    are chronological. The normalizer is fitted on training days only.
 
     Args:
         market: where the market comes from (default: the built-in synthetic market).
@@ -89,6 +90,10 @@ class CrossSectionalDataModule(L.LightningDataModule):
                                  f"{sorted(self.panel.universes)}")
             eligible &= self.panel.universes[self.universe]
         self.log_mcap = log_market_cap(self.panel)
+        if not np.isfinite(self.log_mcap).any():
+            raise ValueError(f"{self.market.key()}: no share counts (total_shares), so no market "
+                             "cap: size groups and size neutralization need it (standard Qlib "
+                             "data lacks it; add total_shares, see docs/data.md)")
         eligible &= np.isfinite(self.log_mcap)
         self.eligible = eligible
         self.labels = make_labels(self.panel, self.horizon, eligible, self.label_transform,
@@ -155,9 +160,13 @@ class CrossSectionalDataModule(L.LightningDataModule):
         log.info("data report: %s", self.report)
 
     def _loader(self, split: str) -> DataLoader:
-        return DataLoader(DayDataset(self, self.splits[split]), batch_size=None,
-                          shuffle=self.splits[split].train, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        dataset = DayDataset(self, self.splits[split])
+        sampler = None
+        if self.splits[split].train:
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
+            sampler = EpochShuffleSampler(len(dataset), seed)
+        return DataLoader(dataset, batch_size=None, sampler=sampler,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 if TYPE_CHECKING:
     from datamodules.datamodule import CrossSectionalDataModule
@@ -51,3 +51,27 @@ class DayDataset(Dataset):
                 "size_group": torch.from_numpy(dm.size_groups(day, stocks)),
                 "day": torch.tensor(day, dtype=torch.int64),
                 "stock": torch.from_numpy(stocks.astype(np.int64))}
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles day indices with a permutation that depends only on (seed, epoch).
+
+    Lightning calls ``set_epoch`` at every epoch start, so a run resumed from a checkpoint
+    sees exactly the day order an uninterrupted run would have seen (the global RNG is
+    not part of checkpoints).
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        # a generator: the permutation is drawn at the first index, after Lightning's
+        # set_epoch (on resume Lightning creates the iterator before calling set_epoch)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        yield from rng.permutation(self.n).tolist()

@@ -224,7 +224,7 @@ def read_market_dir(root: PathLike) -> MarketData:
                       source=f"market_dir:{r}")
 
 
-def _write_instruments(df: pl.DataFrame, path: Path) -> None:
+def write_instruments(df: pl.DataFrame, path: Path) -> None:
     lines = df.select(pl.concat_str(pl.col("code"), pl.col("start").dt.to_string("%Y-%m-%d"),
                                     pl.col("end").dt.to_string("%Y-%m-%d"), separator="\t"))
     path.write_text("".join(f"{line}\n" for line in lines.to_series()))
@@ -264,7 +264,7 @@ def write_market_dir(market: MarketData, root: PathLike, overwrite: bool = False
     if members:
         mdir.mkdir(parents=True, exist_ok=True)
     for name, m in members.items():
-        _write_instruments(m, mdir / f"{name}.txt")
+        write_instruments(m, mdir / f"{name}.txt")
     if index_close is not None:
         index_close.write_parquet(r / "index_close.parquet")
     meta = {"index_codes": dict(market.index_codes), "origin": market.source}

@@ -94,3 +94,24 @@ def cross_sectional_zscore(y: np.ndarray, mask: np.ndarray | None = None) -> np.
         sd = np.nanstd(v, axis=1, keepdims=True)
     z = np.divide(v - mu, sd, out=np.zeros_like(v), where=sd > 1e-12)
     return np.where(m, z, np.nan)
+
+
+def daily_rank_ic(score: np.ndarray, label: np.ndarray, min_stocks: int = 2) -> np.ndarray:
+    """[D] Spearman correlation per day (row) over stocks where both are finite.
+
+    Average ranks for ties; NaN for a day with fewer than ``min_stocks`` pairs or a
+    constant side.
+    """
+    from scipy.stats import rankdata
+
+    m = np.isfinite(score) & np.isfinite(label)
+    rs = rankdata(np.where(m, score, np.nan), axis=1, nan_policy="omit")
+    rl = rankdata(np.where(m, label, np.nan), axis=1, nan_policy="omit")
+    n = m.sum(axis=1)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rs = rs - np.nanmean(rs, axis=1, keepdims=True)
+        rl = rl - np.nanmean(rl, axis=1, keepdims=True)
+        cov = np.nansum(rs * rl, axis=1)
+        ic = cov / np.sqrt(np.nansum(rs * rs, axis=1) * np.nansum(rl * rl, axis=1))
+    return np.where(n >= min_stocks, ic, np.nan)

@@ -38,22 +38,22 @@ class SyntheticMarket(MarketSource):
         n_stocks: number of stocks ever listed.
         n_days: number of trading days.
         seed: generator seed; the same seed gives the same market.
-        start: first trading day (ISO date).
+        first_day: first trading day (ISO date).
     """
 
     def __init__(self, n_stocks: int = 500, n_days: int = 1250, seed: int = 0,
-                 start: str = "2015-01-05") -> None:
-        self.n_stocks, self.n_days, self.seed, self.start = n_stocks, n_days, seed, start
+                 first_day: str = "2015-01-05") -> None:
+        self.n_stocks, self.n_days, self.seed, self.first_day = n_stocks, n_days, seed, first_day
 
     def load(self) -> MarketData:
         from market.synthetic import generate_market
 
         return generate_market(n_stocks=self.n_stocks, n_days=self.n_days, seed=self.seed,
-                               start=self.start)
+                               start=self.first_day)
 
     def key(self) -> str:
         return f"synthetic(n_stocks={self.n_stocks},n_days={self.n_days},seed={self.seed}," \
-               f"start={self.start})"
+               f"start={self.first_day})"
 
 
 class MarketDirectory(MarketSource):
@@ -109,12 +109,16 @@ class CNSharedMarket(MarketSource):
         return f"cn_shared:{self._root().resolve()}:{self.start}:{self.end}:{self.industry}"
 
 
+def cache_path(source: MarketSource, cache_dir: str | Path) -> Path:
+    """``cache_dir/<sha1(source.key())[:16]>``: where :func:`load_panel` caches ``source``."""
+    return Path(cache_dir) / hashlib.sha1(source.key().encode()).hexdigest()[:16]
+
+
 def load_panel(source: MarketSource, cache_dir: str | None = None) -> Panel:
     """Build the source's panel, or load it from ``cache_dir`` when cached."""
     if cache_dir is None:
         return Panel.from_market(source.load())
-    digest = hashlib.sha1(source.key().encode()).hexdigest()[:16]
-    path = Path(cache_dir) / digest
+    path = cache_path(source, cache_dir)
     if (path / "meta.json").exists():
         log.info("loading cached panel %s for %s", path, source.key())
         return Panel.load(path)
@@ -123,3 +127,11 @@ def load_panel(source: MarketSource, cache_dir: str | None = None) -> Panel:
     (path / "source.txt").write_text(source.key())
     log.info("cached panel for %s at %s", source.key(), path)
     return panel
+
+
+def __getattr__(name: str) -> type:
+    if name == "QlibMarket":  # defined in market.qlib, which imports this module
+        from market.qlib import QlibMarket
+
+        return QlibMarket
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,11 +4,18 @@ Daily price limit (fraction of preclose), by board and date:
 - 10% main boards (SH60*, SZ00*, SZ30* before 2020-08-24);
 - 20% ChiNext (SZ30*) from 2020-08-24 and STAR (SH688*, from its 2019-07-22 start);
 - 5% when the stock is ST (main boards; ChiNext/STAR ST stocks keep 20%);
-- listing day: 44% on main boards (the post-2014 first-day cap); no limit on the first
-  ``IPO_FREE_DAYS`` days of registration-based listings (STAR; ChiNext from 2020-08-24),
-  which we treat as untradable (a documented choice: such days are not modelled as fills).
-A stock is at limit up when ``close >= round(preclose * (1 + limit), 2)`` (half a fen
-tolerance), limit down symmetric. Suspended = no bar or zero volume on that day.
+- listing day on main boards (incl. ChiNext before the reform): +44% / -36% of the issue
+  price (the exchanges' first-day cap, for listings from ``IPO_CAP_START`` = 2014-02-01:
+  in the shared data, Shenzhen listings of January 2014 still closed up to +73%, every
+  later listing within +44%); earlier listing days had no daily limit; nor have the first
+  ``IPO_FREE_DAYS`` days of registration-based listings (STAR; ChiNext from 2020-08-24).
+  Days without a limit are treated as untradable (a documented choice: not modelled as
+  fills). The listing day is the stock's first bar, except on the panel's first day
+  (a stock already trading when the data starts is not a new listing).
+Limit prices are ``round(preclose * (1 +- limit), 2)`` rounded half up to the fen in exact
+integer fen arithmetic (float rounding misses e.g. 1.15 * 0.9 = 1.035 -> 1.04). A stock
+is at limit up when ``close >= limit-up price`` (half a fen tolerance), limit down
+symmetric. Suspended = no bar or zero volume on that day.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from market.panel import Panel
 
 CHINEXT_REFORM = np.datetime64("2020-08-24")
 IPO_FIRST_DAY_LIMIT = 0.44
+IPO_FIRST_DAY_DOWN = 0.36
+IPO_CAP_START = np.datetime64("2014-02-01")
 IPO_FREE_DAYS = 5
 HALF_FEN = 0.005 + 1e-9
 
@@ -44,34 +53,68 @@ class Tradability:
         return ~self.suspended & ~self.limit_down & ~self.no_limit_ipo
 
 
-def _round_fen(x: np.ndarray) -> np.ndarray:
-    return np.floor(x * 100 + 0.5) / 100  # exchange rounding: half up to the fen
+def _limit_fen(preclose: np.ndarray, frac: np.ndarray, sign: int) -> np.ndarray:
+    """Limit price in fen: ``preclose * (1 + sign * frac)`` rounded half up, exactly.
+
+    preclose (CNY) is rounded to whole fen and ``frac`` to whole percent, so the product is
+    an integer and the half-up rounding is exact (no binary floating-point error).
+    """
+    pre = np.rint(np.nan_to_num(preclose) * 100).astype(np.int64)
+    pct = np.rint(frac * 100).astype(np.int64)
+    return (pre * (100 + sign * pct) + 50) // 100
+
+
+def _limits(panel: Panel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """([D, S] limit-up fraction, [D, S] limit-down fraction, [D, S] bool no-limit days)."""
+    codes, dates = panel.codes.astype(str), panel.dates
+    star, chinext = np.char.startswith(codes, "SH688"), np.char.startswith(codes, "SZ30")
+    registration = star[None, :] | (chinext[None, :] & (dates >= CHINEXT_REFORM)[:, None])
+    limit = np.where(registration, 0.20, np.where(panel.is_st, 0.05, 0.10))
+    has_bar = ~np.isnan(panel["close"])
+    bar_no = np.cumsum(has_bar, axis=0)  # 1 on the listing day
+    new = ~has_bar[0]  # [S] listed inside the panel (trading on day 0: listed before)
+    listed_on = dates[np.argmax(has_bar, axis=0)]  # [S] first bar's date
+    reg_ipo = new & (star | (chinext & (listed_on >= CHINEXT_REFORM)))  # [S]
+    listing = has_bar & (bar_no == 1) & (new & ~reg_ipo)[None, :]
+    capped = (dates >= IPO_CAP_START)[:, None]
+    free = has_bar & ((reg_ipo[None, :] & (bar_no <= IPO_FREE_DAYS)) | (listing & ~capped))
+    up = np.where(listing & capped, IPO_FIRST_DAY_LIMIT, limit)
+    down = np.where(listing & capped, IPO_FIRST_DAY_DOWN, limit)
+    return up, down, free
 
 
 def price_limits(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
-    """([D, S] limit fraction, [D, S] bool registration-IPO free days)."""
-    codes, dates = panel.codes, panel.dates
-    star = np.char.startswith(codes.astype(str), "SH688")[None, :]
-    chinext = np.char.startswith(codes.astype(str), "SZ30")[None, :]
-    reformed = (dates >= CHINEXT_REFORM)[:, None]
-    wide = star | (chinext & reformed)
-    limit = np.where(wide, 0.20, np.where(panel.is_st, 0.05, 0.10))
-    has_bar = ~np.isnan(panel["close"])
-    bar_no = np.cumsum(has_bar, axis=0)  # 1 on the listing day
-    first = has_bar & (bar_no == 1)
-    registration = star | (chinext & reformed)
-    free = has_bar & registration & (bar_no <= IPO_FREE_DAYS)
-    limit = np.where(first & ~registration, IPO_FIRST_DAY_LIMIT, limit)
-    return limit, free
+    """([D, S] limit-up fraction of preclose, [D, S] bool no-limit days).
+
+    The limit-down fraction is the same except on capped listing days (36%, see
+    :func:`limit_prices`). No-limit days: the first ``IPO_FREE_DAYS`` days of
+    registration-based listings and listing days before ``IPO_CAP_START``.
+    """
+    up, _, free = _limits(panel)
+    return up, free
+
+
+def _prices(panel: Panel, up: np.ndarray, down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pre = panel["preclose"].astype(np.float64)
+    ok = np.isfinite(pre)
+    return (np.where(ok, _limit_fen(pre, up, +1) / 100, np.nan),
+            np.where(ok, _limit_fen(pre, down, -1) / 100, np.nan))
+
+
+def limit_prices(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
+    """([D, S] limit-up price, [D, S] limit-down price) in CNY; NaN without a preclose."""
+    up, down, _ = _limits(panel)
+    return _prices(panel, up, down)
 
 
 def tradability(panel: Panel) -> Tradability:
     """Suspension, limit-up/down, ST and no-limit IPO masks for every stock-day."""
-    limit, free = price_limits(panel)
-    close, pre = panel["close"].astype(np.float64), panel["preclose"].astype(np.float64)
+    up_frac, down_frac, free = _limits(panel)
+    up_price, down_price = _prices(panel, up_frac, down_frac)
+    close = panel["close"].astype(np.float64)
     with np.errstate(invalid="ignore"):
-        up = close >= _round_fen(pre * (1 + limit)) - HALF_FEN
-        down = close <= _round_fen(pre * (1 - limit)) + HALF_FEN
-    ok = np.isfinite(close) & np.isfinite(pre)
+        up = close >= up_price - HALF_FEN
+        down = close <= down_price + HALF_FEN
+    ok = np.isfinite(close) & np.isfinite(up_price)
     return Tradability(suspended=~panel.valid, limit_up=up & ok & ~free,
                        limit_down=down & ok & ~free, st=panel.is_st.copy(), no_limit_ipo=free)

@@ -1,0 +1,168 @@
+"""Top-k portfolios (SPEC 5, report 2): top 10% and top 100, equal weight, with tracks.
+
+Rebalance every ``period`` trading days (weekly = 5, biweekly = 10). Track ``o`` (0 <=
+o < period) takes its signals on days ``lo + o, lo + o + period, ...`` of the factor's
+span [lo, hi]; the portfolio trades at the signal day's close (``close_t0``) or on the
+next day at its VWAP, open or close (``*_t1``), see ``backtest.portfolio``. Eligible at a
+trade: in the universe at the signal day, scored, and buyable at the trade day (not
+suspended, not at limit up by the close-based flag, whatever the trade price).
+``topNpct`` holds the round(N% x n) best-scored eligible stocks (at least 1), ``topK``
+the K best (all when fewer); ties by position. The reported series is the mean over
+tracks of their daily returns (equal capital per track, re-balanced across tracks
+daily), from the day every track has started. Benchmark, "the equal-weighted market":
+the daily equal-weighted mean close-to-close return of the universe members of the
+previous day that had a bar then (suspended stocks count 0 while suspended). Fees:
+round trip ``fee`` (default 0.3%), figures before and after fees; the benchmark has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from backtest.context import TRADE_PRICES, MarketContext
+from backtest.metrics import performance, yearly_returns
+from backtest.portfolio import Holdings, simulate
+
+PORTFOLIOS = ("top10pct", "top100")
+REBALANCE = {"weekly": 5, "biweekly": 10}
+DEFAULT_FEE = 0.003
+
+
+def top_counts(n: np.ndarray, name: str) -> np.ndarray:
+    """[T] number of stocks held by portfolio ``name`` given ``n`` eligible stocks."""
+    if name.startswith("top") and name.endswith("pct"):
+        k = np.maximum(1, np.round(float(name[3:-3]) / 100 * n)).astype(np.int64)
+    elif name.startswith("top") and name[3:].isdigit():
+        k = np.full(n.shape, int(name[3:]), np.int64)
+    else:
+        raise ValueError(f"portfolio {name!r}: use topNpct or topK (e.g. top100)")
+    return np.minimum(k, n)
+
+
+def ranked(score: np.ndarray, eligible: np.ndarray, width: int | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """([T, width] best eligible stocks by descending score, [T] eligible counts).
+
+    Ties keep stock order (as a stable sort would). Only the ``width`` best are ordered:
+    a partition finds them in O(S) per row, then they alone are sorted.
+    """
+    ok = eligible & np.isfinite(score)
+    n = ok.sum(axis=1)
+    key = np.where(ok, -score, np.inf)
+    k = key.shape[1] if width is None else max(1, min(int(width), key.shape[1]))
+    if k >= key.shape[1]:
+        return np.argsort(key, axis=1, kind="stable"), n
+    kth = np.partition(key, k - 1, axis=1)[:, k - 1:k]  # [T, 1] k-th smallest key
+    tied = (key == kth) & ok
+    need = k - (key < kth).sum(axis=1, keepdims=True)
+    chosen = (key < kth) | (tied & (np.cumsum(tied, axis=1) <= need))
+    pos = np.argsort(~chosen, axis=1, kind="stable")[:, :k]  # chosen first, by position
+    best = np.argsort(np.take_along_axis(key, pos, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(pos, best, axis=1), n
+
+
+def equal_weight_market(ctx: MarketContext, universe: np.ndarray) -> np.ndarray:
+    """[D] daily mean return of yesterday's universe members that had a bar yesterday."""
+    members = np.zeros(universe.shape, bool)
+    members[1:] = universe[:-1] & ctx.panel.valid[:-1] & ctx.panel.listed[1:]
+    ret = np.zeros(universe.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret[1:] = ctx.price[1:] / ctx.price[:-1] - 1.0
+    ret = np.where(members & np.isfinite(ret), ret, 0.0)
+    n = members.sum(axis=1)
+    return np.divide(ret.sum(axis=1), n, out=np.full(len(n), np.nan), where=n > 0)
+
+
+def signal_ranking(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
+                   span: tuple[int, int], lag: int, portfolios: Sequence[str] = PORTFOLIOS
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(signal days [T], [T, W] best eligible stocks, [T] eligible counts) of a span;
+    W is the largest portfolio size needed."""
+    lo, hi = span
+    signals = np.arange(lo, min(hi, len(ctx.dates) - 1 - lag) + 1)
+    eligible = universe[signals] & ctx.can_buy[signals + lag] & np.isfinite(score[signals])
+    n = eligible.sum(axis=1)
+    width = max(int(top_counts(n, p).max(initial=0)) for p in portfolios)
+    order, n = ranked(score[signals], eligible, width)
+    return signals, order, n
+
+
+def topk_returns(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
+                 span: tuple[int, int], period: int, price: str, fee: float,
+                 portfolios: Sequence[str] = PORTFOLIOS,
+                 ranking: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 ) -> dict[str, np.ndarray]:
+    """Track-averaged daily gross / net returns [D, P] and mean turnover [P].
+
+    ranking: :func:`signal_ranking` of the same span and trade lag, to share between calls.
+    """
+    lo, hi = span
+    lag = ctx.trade_lag(price)
+    end = min(hi + lag + period, len(ctx.dates) - 1)
+    signals, order, n = ranking or signal_ranking(ctx, score, universe, span, lag, portfolios)
+    keep = signals + lag <= end
+    signals, order, n = signals[keep], order[keep], n[keep]
+    if signals.size == 0:
+        raise ValueError(f"no top-k trade fits in the span {span}")
+    trade_price = ctx.trade_price(price)
+    tracks = [np.arange(o, signals.size, period) for o in range(min(period, signals.size))]
+    gross, net, turnover = [], [], []
+    for name in portfolios:
+        k = top_counts(n, name)
+        sims = [simulate(ctx.price, trade_price, signals[rows] + lag, end,
+                         Holdings.from_order(order[rows], np.zeros_like(k[rows]), k[rows]), fee)
+                for rows in tracks]
+        gross.append(np.mean([s.gross for s in sims], axis=0))
+        net.append(np.mean([s.net for s in sims], axis=0))
+        turnover.append(np.mean([s.turnover[1:].mean() if s.turnover.size > 1 else np.nan
+                                 for s in sims]))
+    start = int(signals[len(tracks) - 1] + lag)
+    out = {"gross": np.stack(gross, axis=1), "net": np.stack(net, axis=1),
+           "turnover": np.array(turnover), "start": np.array(start), "end": np.array(end)}
+    out["gross"][:start] = np.nan
+    out["net"][:start] = np.nan
+    return out
+
+
+def topk_tables(ctx: MarketContext, factors: dict[str, np.ndarray],
+                spans: dict[str, tuple[int, int]], universe_name: str, universe: np.ndarray,
+                prices: Sequence[str] = TRADE_PRICES, rebalance: dict[str, int] | None = None,
+                fee: float = DEFAULT_FEE,
+                portfolios: Sequence[str] = PORTFOLIOS) -> dict[str, pl.DataFrame]:
+    """``topk_summary``, ``topk_yearly`` and ``topk_daily`` (net excess) for each factor."""
+    summary, yearly, daily = [], [], []
+    market = equal_weight_market(ctx, universe)
+    for name, score in factors.items():
+        rankings = {lag: signal_ranking(ctx, score, universe, spans[name], lag, portfolios)
+                    for lag in {ctx.trade_lag(p) for p in prices}}
+        for freq, period in (rebalance or REBALANCE).items():
+            for price in prices:
+                res = topk_returns(ctx, score, universe, spans[name], period, price, fee,
+                                   portfolios, rankings[ctx.trade_lag(price)])
+                days = slice(int(res["start"]), int(res["end"]) + 1)
+                dates, bench = ctx.dates[days], market[days]
+                for j, port in enumerate(portfolios):
+                    key = {"factor": name, "universe": universe_name, "portfolio": port,
+                           "rebalance": freq, "price": price}
+                    g, n = res["gross"][days, j], res["net"][days, j]
+                    summary.append(_summary_row(key, g, n, bench, float(res["turnover"][j])))
+                    ye, yn = yearly_returns(g - bench, dates), yearly_returns(n - bench, dates)
+                    yearly.extend({**key, "year": y, "excess": ye[y], "excess_net": yn[y]}
+                                  for y in ye)
+                    daily.append(pl.DataFrame({**key, "date": dates, "excess_net": n - bench}))
+    return {"topk_summary": pl.DataFrame(summary), "topk_yearly": pl.DataFrame(yearly),
+            "topk_daily": pl.concat(daily).with_columns(pl.col("date").cast(pl.Date))}
+
+
+def _summary_row(key: dict, gross: np.ndarray, net: np.ndarray, bench: np.ndarray,
+                 turnover: float) -> dict:
+    pg, pn = performance(gross, bench), performance(net, bench)
+    return {**key, "ann_return": pg["ann_return"], "ann_return_net": pn["ann_return"],
+            "ann_excess": pg["ann_excess"], "ann_excess_net": pn["ann_excess"],
+            "info_ratio_net": pn["info_ratio"],
+            "excess_max_drawdown_net": pn["excess_max_drawdown"],
+            "sharpe_net": pn["sharpe"], "max_drawdown_net": pn["max_drawdown"],
+            "turnover": turnover, "benchmark_ann_return": performance(bench)["ann_return"]}
