@@ -74,7 +74,8 @@ class FactorWriter(BasePredictionWriter):
     def metadata(self, trainer: L.Trainer, pl_module: L.LightningModule,
                  df: pl.DataFrame) -> dict[str, Any]:
         dm = trainer.datamodule
-        return {"net": type(pl_module.net).__name__, "loss": type(pl_module.loss).__name__,
+        net = getattr(pl_module.net, "factor_name", type(pl_module.net).__name__)
+        return {"net": net, "loss": type(pl_module.loss).__name__,
                 "seed": os.environ.get("PL_GLOBAL_SEED", "none"),
                 "data": dm.market.key(), "horizon": dm.horizon, "window": dm.window,
                 "label_transform": dm.label_transform, "universe": dm.universe,

@@ -42,7 +42,8 @@ def scale_windows(win: np.ndarray, features: list[str]) -> np.ndarray:
 
     Requires a finite positive last close and last volume (eligibility guarantees it).
     """
-    close = win[:, -1, features.index("close")][:, None] if "close" in features else None
+    # a copy: the close column itself is rescaled in place below
+    close = win[:, -1, features.index("close")][:, None].copy() if "close" in features else None
     for k, name in enumerate(features):
         if name in PRICE_FEATURES:
             if close is None:

@@ -50,8 +50,22 @@ class FactorModule(L.LightningModule):
                                       for name, cls in (("ic", DailyIC),
                                                         ("rank_ic", DailyRankIC))})
 
+    def net_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+        """``batch["x"]``; for a net that declares ``granularities``, the dict granularity ->
+        window ``[N, T_g, F]`` (``daily`` is ``x``, any other ``g`` is ``x_<g>``)."""
+        granularities = getattr(self.net, "granularities", None)
+        if not granularities:
+            return batch["x"]
+        keys = {g: "x" if g == "daily" else f"x_{g}" for g in granularities}
+        missing = [k for k in keys.values() if k not in batch]
+        if missing:
+            raise ValueError(f"{type(self.net).__name__} needs batch keys {missing}: use "
+                             "datamodules.multigranularity.MultiGranularityDataModule with "
+                             f"granularities {[g for g in granularities if g != 'daily']}")
+        return {g: batch[k] for g, k in keys.items()}
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.net(batch["x"], batch["size_group"])  # [N]
+        return self.net(self.net_input(batch), batch["size_group"])  # [N]
 
     def compute_loss(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training objective; subclasses with auxiliary losses extend this."""

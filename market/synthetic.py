@@ -23,8 +23,9 @@ import polars as pl
 from market.schema import MarketData
 from market.synthetic_bars import DailyBars, daily_bars
 from market.synthetic_paths import Paths, simulate_paths
-from market.synthetic_signals import (SyntheticLatent, SyntheticParams, simulate_factors,
-                                      simulate_latent, simulate_traits)
+from market.synthetic_signals import (BURN_IN, SyntheticLatent, SyntheticParams,
+                                      intraday_shocks, simulate_factors, simulate_latent,
+                                      simulate_traits)
 from market.synthetic_universe import (UNIVERSES, index_levels, industry_names, memberships,
                                        stock_codes, trading_calendar)
 
@@ -40,10 +41,16 @@ class SyntheticMarketData(MarketData):
         are the synthetic calendar, its ``codes`` the sorted codes); None when the
         market was generated with ``keep_latent=False``.
     params: the data-generating parameters (signal strengths already scaled).
+    intraday_shock: ``[D, S]`` float32 late-session pressure shocks (aligned like
+        ``latent``); kept even with ``keep_latent=False`` because the intraday bars
+        (``market.synthetic_intraday``) are built from it.
+    seed: the generator seed (the intraday bars draw their own stream from it).
     """
 
     latent: SyntheticLatent | None = None
     params: SyntheticParams = field(default_factory=SyntheticParams)
+    intraday_shock: np.ndarray | None = None
+    seed: int = 0
 
 
 def generate_market(n_stocks: int = 500, n_days: int = 1250, seed: int = 0,
@@ -57,9 +64,10 @@ def generate_market(n_stocks: int = 500, n_days: int = 1250, seed: int = 0,
     n_days: number of trading days (>= 20).
     seed: random seed; every component draws from its own child stream.
     start: first calendar day (``YYYY-MM-DD``); trading days are weekdays from there.
-    signal_scale: multiplies the three planted signals (trend, size-dependent reversal,
-        abnormal-volume reversal); 0 gives a market with no predictable idiosyncratic
-        return (useful for look-ahead tests: any positive IC there is a leak).
+    signal_scale: multiplies the four planted signals (trend, size-dependent reversal,
+        abnormal-volume reversal, late-session pressure seen only intraday); 0 gives a
+        market with no predictable idiosyncratic return (useful for look-ahead tests: any
+        positive IC there is a leak).
     listing_fraction: share of stocks that list during the sample (default 0.2).
     suspension_rate: probability per stock-day that a suspension spell starts (0.005).
     holidays: remove a few fixed holiday weeks from the weekday calendar.
@@ -74,12 +82,14 @@ def generate_market(n_stocks: int = 500, n_days: int = 1250, seed: int = 0,
     overrides = {k: v for k, v in (("listing_fraction", listing_fraction),
                                    ("suspension_rate", suspension_rate)) if v is not None}
     p = replace(p, **overrides)
-    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+    # child 5 (intraday shocks) was added after 0-4: spawn keys keep 0-4's draws unchanged
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     dates = trading_calendar(start, n_days, holidays)
     codes = stock_codes(n_stocks)
     traits = simulate_traits(rngs[0], n_stocks, n_days, p)
     factors = simulate_factors(rngs[1], n_days, p)
-    latent = simulate_latent(rngs[2], traits, factors, p, signal_scale)
+    shocks = intraday_shocks(rngs[5], n_days, n_stocks)
+    latent = simulate_latent(rngs[2], traits, factors, p, signal_scale, intraday=shocks)
     paths = simulate_paths(rngs[3], dates, traits, factors, latent, p)
     bars = daily_bars(rngs[4], paths, traits, factors, latent, p)
     members = memberships(dates, codes, paths, traits.list_day,
@@ -89,7 +99,8 @@ def generate_market(n_stocks: int = 500, n_days: int = 1250, seed: int = 0,
         bars=frame, memberships=members, index_close=index_levels(dates, codes, paths, members),
         index_codes={name: code for name, (code, _, _) in UNIVERSES.items()},
         source=f"synthetic(seed={seed}, n_stocks={n_stocks}, n_days={n_days})",
-        latent=latent if keep_latent else None, params=latent.params)
+        latent=latent if keep_latent else None, params=latent.params,
+        intraday_shock=shocks[BURN_IN:], seed=seed)
 
 
 def _long_frame(dates: np.ndarray, codes: np.ndarray, names: list[str], industry: np.ndarray,
@@ -116,7 +127,8 @@ def oracle_scores(market: SyntheticMarketData, component: str = "all") -> np.nda
 
     This is the expected part of the 10-day label (close t+1 -> close t+11) that the
     planted signals create; aligned with ``Panel.from_market(market)``; NaN where the
-    stock has no bar. component: ``all``, ``trend``, ``reversal`` or ``attention``.
+    stock has no bar. component: ``all``, ``trend``, ``reversal``, ``attention`` or
+    ``intraday`` (the late-session pressure, visible only in intraday bars).
     """
     if market.latent is None:
         raise ValueError("the market was generated with keep_latent=False; no oracle available")

@@ -96,7 +96,7 @@ def measure(n_stocks: int = 500, n_days: int = 1250, seed: int = 0) -> dict[str,
     panel = Panel.from_market(market)
     label, mask = neutralized_label(panel), history_mask(panel)
     scores = {f"oracle_{c}": oracle_scores(market, c)
-              for c in ("all", "trend", "reversal", "attention")}
+              for c in ("all", "trend", "reversal", "attention", "intraday")}
     scores["hand"] = hand_factor(panel)
     scores["random"] = np.random.default_rng(seed + 1).standard_normal(panel.shape)
     size = np.log(panel.market_cap())

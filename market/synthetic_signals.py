@@ -8,11 +8,14 @@ structure (see ``docs/synthetic_market.md``) is the expected idiosyncratic retur
     mu[t, i] = drift[t, i]                                   # slow AR(1) trend
                - kappa[t, i] * (1 - rho) * reversal_state[t, i]  # size-dependent reversal
                - gamma * (1 - rho_v) * attention_state[t, i]     # abnormal-volume reversal
+               + zeta * (1 - rho_l) * intraday_state[t, i]       # late-session pressure
 
 with ``reversal_state[t] = sum_k>=1 rho^(k-1) * noise[t-k]`` (an exponentially
 weighted sum of past idiosyncratic shocks: a shock is reversed by ``kappa`` in total,
 spread over the following days with mean lag ``1 / (1 - rho)``) and likewise
-``attention_state`` over past log-volume attention shocks.
+``attention_state`` over past log-volume attention shocks, and ``intraday_state`` over
+past late-session pressure shocks, which only the intraday bars show (the last hour's
+return; ``market.synthetic_intraday``): the daily bars do not depend on them.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class SyntheticParams:
     attention_vol: float = 0.35  # std of the daily log-volume attention shock
     attention_strength: float = 0.01  # gamma: return reversed per unit of log attention
     attention_decay: float = 0.8  # rho_v of the attention state
+    intraday_strength: float = 0.005  # zeta: return per unit of late-session pressure state
+    intraday_decay: float = 0.8  # rho_l of the late-session pressure state
+    intraday_shape: float = 0.6  # planted last-hour move, in units of the day's log range
     price_limit: float = 0.10  # daily limit |close / preclose - 1| on the main boards
     st_price_limit: float = 0.05  # daily limit of ST stocks
     ipo_price_limit: float = 0.44  # limit on the listing day, relative to the issue price
@@ -105,6 +111,9 @@ class SyntheticLatent:
     attention_state: B[t] = rho_v * B[t-1] + b[t-1].
     kappa: reversal strength of day t (a function of the size percentile at t-1).
     present: the stock has a bar that day.
+    intraday: l[t], day t's late-session pressure shock (N(0, 1)); shapes only the
+        intraday path (the last hour's return), never the daily bar.
+    intraday_state: L[t] = rho_l * L[t-1] + l[t-1].
     """
 
     drift: np.ndarray
@@ -115,23 +124,29 @@ class SyntheticLatent:
     kappa: np.ndarray
     present: np.ndarray
     params: SyntheticParams
+    intraday: np.ndarray | None = None
+    intraday_state: np.ndarray | None = None
 
     def expected_idio(self, t: int) -> np.ndarray:
         """[S] expected idiosyncratic return of day t (before its shock)."""
         p = self.params
-        return (self.drift[t] - self.kappa[t] * (1 - p.reversal_decay) * self.reversal_state[t]
-                - p.attention_strength * (1 - p.attention_decay) * self.attention_state[t])
+        out = (self.drift[t] - self.kappa[t] * (1 - p.reversal_decay) * self.reversal_state[t]
+               - p.attention_strength * (1 - p.attention_decay) * self.attention_state[t])
+        if self.intraday_state is not None:
+            out = out + p.intraday_strength * (1 - p.intraday_decay) * self.intraday_state[t]
+        return out
 
     def expected_label(self, component: str = "all") -> np.ndarray:
         """[D, S] E[sum of idiosyncratic returns of days t+2..t+11 | state after close t].
 
         Exact for the linear latent model with the reversal strength held at its day-t
         value; it ignores price-limit carry-over and the size drift of kappa. component:
-        ``all``, ``trend``, ``reversal`` or ``attention``. NaN where there is no bar.
+        ``all``, ``trend``, ``reversal``, ``attention`` or ``intraday``. NaN where there
+        is no bar.
         """
         p, (k0, k1) = self.params, LABEL_DAYS
         phi = trend_phi(p)
-        rho, rho_v = p.reversal_decay, p.attention_decay
+        rho, rho_v, rho_l = p.reversal_decay, p.attention_decay, p.intraday_decay
         parts = {
             "trend": lambda: self.drift * np.float32(sum(phi ** k for k in range(k0, k1 + 1))),
             # R[t+1] = rho R[t] + u[t]; days t+2..t+11 reverse (1-rho)(rho^1..rho^10) of it
@@ -140,6 +155,10 @@ class SyntheticLatent:
             "attention": lambda: np.float32(-p.attention_strength
                                             * (rho_v ** (k0 - 1) - rho_v ** k1))
             * (rho_v * self.attention_state + self.attention),
+            "intraday": lambda: np.float32(p.intraday_strength
+                                           * (rho_l ** (k0 - 1) - rho_l ** k1))
+            * (rho_l * self.intraday_state + self.intraday)
+            if self.intraday is not None else np.zeros_like(self.drift),
         }
         if component != "all" and component not in parts:
             raise ValueError(f"component must be 'all' or one of {sorted(parts)}, "
@@ -231,12 +250,20 @@ def simulate_factors(rng: np.random.Generator, n_days: int, p: SyntheticParams) 
                    industry=industry * np.sqrt(regime)[:, None], size=size * np.sqrt(regime))
 
 
+def intraday_shocks(rng: np.random.Generator, n_days: int, n_stocks: int) -> np.ndarray:
+    """[n_days + BURN_IN, S] float32 N(0, 1) late-session pressure shocks (burn-in first)."""
+    return rng.standard_normal((n_days + BURN_IN, n_stocks), dtype=np.float32)
+
+
 def simulate_latent(rng: np.random.Generator, traits: StockTraits, factors: Factors,
-                    p: SyntheticParams, signal_scale: float = 1.0) -> SyntheticLatent:
+                    p: SyntheticParams, signal_scale: float = 1.0,
+                    intraday: np.ndarray | None = None) -> SyntheticLatent:
     """Drift, shocks and the reversal / attention states ([D, S] float32, burn-in dropped).
 
-    ``signal_scale`` multiplies all three planted effects (0 = a market with no
-    predictable idiosyncratic return at all).
+    ``signal_scale`` multiplies all four planted effects (0 = a market with no
+    predictable idiosyncratic return at all). ``intraday``: the late-session pressure
+    shocks of :func:`intraday_shocks` (drawn from their own stream, so adding them left
+    every other draw unchanged); None = no intraday signal.
     """
     d, s = len(factors.market), len(traits.beta)
     phi, n = trend_phi(p), d + BURN_IN
@@ -261,9 +288,13 @@ def simulate_latent(rng: np.random.Generator, traits: StockTraits, factors: Fact
         reversal_state=ar1(noise, p.reversal_decay, lagged=True)[BURN_IN:],
         attention=attention[BURN_IN:],
         attention_state=ar1(attention, p.attention_decay, lagged=True)[BURN_IN:],
-        kappa=np.zeros((d, s), np.float32), present=np.zeros((d, s), bool), params=scaled)
+        kappa=np.zeros((d, s), np.float32), present=np.zeros((d, s), bool), params=scaled,
+        intraday=None if intraday is None else intraday[BURN_IN:],
+        intraday_state=None if intraday is None
+        else ar1(intraday, p.intraday_decay, lagged=True)[BURN_IN:])
 
 
 def _scaled_params(p: SyntheticParams, scale: float) -> SyntheticParams:
     return replace(p, trend_vol=p.trend_vol * scale, reversal_strength=p.reversal_strength * scale,
-                   attention_strength=p.attention_strength * scale)
+                   attention_strength=p.attention_strength * scale,
+                   intraday_strength=p.intraday_strength * scale)

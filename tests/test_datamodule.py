@@ -139,3 +139,16 @@ def test_shuffled_label_control_keeps_each_days_labels(market: MarketData) -> No
     np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
     np.testing.assert_allclose(np.sort(a[np.isfinite(a)]), np.sort(b[np.isfinite(b)]))
     assert not np.array_equal(a, b)
+
+
+def test_scale_windows_divides_every_price_by_the_last_close() -> None:
+    from datamodules.features import scale_windows
+
+    feats = ["open", "high", "low", "close", "vwap", "volume"]
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(5, 20, size=(4, 10, 6)).astype(np.float32)
+    win = scale_windows(raw.copy(), feats)
+    last_close = raw[:, -1, 3][:, None]
+    for k in range(5):
+        np.testing.assert_allclose(win[..., k], raw[..., k] / last_close, rtol=1e-6)
+    np.testing.assert_allclose(win[..., 5], raw[..., 5] / raw[:, -1, 5][:, None], rtol=1e-6)
