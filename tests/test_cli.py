@@ -74,6 +74,9 @@ def test_wandb_offline_run_reads_back(in_tmp: Path, monkeypatch: pytest.MonkeyPa
     args = [a for a in TINY if a != "--trainer.logger=false"]
     cli_main(["fit", "--config", str(CONFIG_DIR / "gru_ic.yaml"), "--trainer.max_epochs=2",
               "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=4", *args])
+    import wandb
+
+    wandb.finish()  # flush the offline run file before reading it (a CLI process exit does it)
     run_dir = next((in_tmp / "runs" / "wandb").glob("offline-run-*"))
     run = read_offline_run(run_dir)
     logged = {k for step in run["history"] for k in step}
