@@ -40,7 +40,9 @@ def after_fit_summary(trainer: L.Trainer, model: L.LightningModule,
     metrics = test[0] if test else {}
     info = {"checkpoint": ckpt, "wandb_run": wandb_run_dir(trainer),
             "factor": str(writers[0].last_path) if writers else None,
-            **{k: round(float(v), 4) for k, v in metrics.items()}}
+            **{k: round(float(v), 4) for k, v in metrics.items()},
+            # documented data handling, counted (NaN fills, VWAP fallbacks, ...)
+            **{f"data/{k}": v for k, v in getattr(datamodule, "report", {}).items()}}
     if trainer.is_global_zero:
         table = Table(title="deepfactor fit summary", show_header=False)
         for key, value in info.items():
