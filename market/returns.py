@@ -96,22 +96,18 @@ def cross_sectional_zscore(y: np.ndarray, mask: np.ndarray | None = None) -> np.
     return np.where(m, z, np.nan)
 
 
-def daily_rank_ic(score: np.ndarray, label: np.ndarray, min_stocks: int = 2) -> np.ndarray:
-    """[D] Spearman correlation per day (row) over stocks where both are finite.
+def daily_rank_ic(score: np.ndarray, label: np.ndarray, mask: np.ndarray | None = None,
+                  min_stocks: int = 2) -> np.ndarray:
+    """[D] Spearman correlation per day over ``mask`` & finite score & finite label.
 
-    Average ranks for ties; NaN for a day with fewer than ``min_stocks`` pairs or a
-    constant side.
+    Both sides are ranked (average ties) among the same stocks; NaN on days with fewer
+    than ``min_stocks`` stocks or a constant side.
     """
-    from scipy.stats import rankdata
-
     m = np.isfinite(score) & np.isfinite(label)
-    rs = rankdata(np.where(m, score, np.nan), axis=1, nan_policy="omit")
-    rl = rankdata(np.where(m, label, np.nan), axis=1, nan_policy="omit")
-    n = m.sum(axis=1)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+    if mask is not None:
+        m &= mask
+    with warnings.catch_warnings():  # days without stocks: NaN, on purpose
         warnings.simplefilter("ignore", RuntimeWarning)
-        rs = rs - np.nanmean(rs, axis=1, keepdims=True)
-        rl = rl - np.nanmean(rl, axis=1, keepdims=True)
-        cov = np.nansum(rs * rl, axis=1)
-        ic = cov / np.sqrt(np.nansum(rs * rs, axis=1) * np.nansum(rl * rl, axis=1))
-    return np.where(n >= min_stocks, ic, np.nan)
+        zs, zl = cross_sectional_rank(score, m), cross_sectional_rank(label, m)
+        ic = np.nanmean(zs * zl, axis=1)
+    return np.where(m.sum(axis=1) >= min_stocks, ic, np.nan)

@@ -22,6 +22,7 @@ import numpy as np
 
 from market.panel import Panel
 from market.returns import cross_sectional_rank, forward_fill, forward_returns, neutralize
+from market.returns import daily_rank_ic as _daily_rank_ic
 from market.synthetic import generate_market, oracle_scores
 
 MIN_HISTORY = 60
@@ -30,17 +31,8 @@ HORIZON = 10
 
 
 def daily_rank_ic(score: np.ndarray, label: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[D] Spearman correlation per day over ``mask`` & finite score & finite label.
-
-    Both sides are ranked (average ties) among the same stocks; NaN on days with fewer
-    than ``MIN_STOCKS`` stocks.
-    """
-    m = mask & np.isfinite(score) & np.isfinite(label)
-    with warnings.catch_warnings():  # days without stocks: NaN, on purpose
-        warnings.simplefilter("ignore", RuntimeWarning)
-        zs, zl = cross_sectional_rank(score, m), cross_sectional_rank(label, m)
-        ic = np.nanmean(zs * zl, axis=1)
-    return np.where(m.sum(axis=1) >= MIN_STOCKS, ic, np.nan)
+    """[D] daily Rank IC over ``mask`` (:func:`market.returns.daily_rank_ic`, >= MIN_STOCKS)."""
+    return _daily_rank_ic(score, label, mask, MIN_STOCKS)
 
 
 def neutralized_label(panel: Panel, horizon: int = HORIZON) -> np.ndarray:
