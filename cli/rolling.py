@@ -16,6 +16,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
+import yaml
 from jsonargparse import ArgumentParser
 from rich.console import Console
 from rich.progress import Progress
@@ -97,9 +98,19 @@ def _cell_in_process(cell: Cell, fit_args: list[str], threads: int) -> dict:
 
 
 def _config_stem(fit_args: list[str]) -> str:
+    """Default experiment name: the stem of the last config that defines ``model``
+    (``--config configs/gru_ic.yaml --config configs/cn_shared.yaml`` -> ``gru_ic``)."""
     configs = [fit_args[i + 1] for i, a in enumerate(fit_args[:-1]) if a == "--config"]
     configs += [a.split("=", 1)[1] for a in fit_args if a.startswith("--config=")]
-    return Path(configs[-1]).stem if configs else "experiment"
+    with_model = [c for c in configs if _defines_model(c)]
+    return Path((with_model or configs)[-1]).stem if configs else "experiment"
+
+
+def _defines_model(config: str) -> bool:
+    try:
+        return "model" in (yaml.safe_load(Path(config).read_text()) or {})
+    except (OSError, yaml.YAMLError):
+        return False
 
 
 def _check_same_experiment(root: Path, spec: dict) -> None:

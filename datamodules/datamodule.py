@@ -43,8 +43,12 @@ class CrossSectionalDataModule(L.LightningDataModule):
         val_start: first validation day (ISO).
         test_start: first test day (ISO).
         test_end: last test day (ISO); None = the end of the data.
-        universe: membership name restricting training/evaluation stocks (e.g. csi1000);
-            None = all stocks.
+        universe: membership name (point-in-time) restricting the training and
+            validation stocks (e.g. csi500); None = all stocks.
+        test_universe: stocks scored, exported and tested on test days: "same" = as
+            ``universe``, "all" = every eligible stock of the market, or a membership
+            name. Train on CSI500 and export the whole market with ``test_universe: all``,
+            so the backtest can evaluate every universe.
         min_valid_frac: minimum share of the window's days with a valid bar; stocks
             below it are excluded that day (never padded).
         n_size_groups: size groups (quantiles of log market cap per day) for DecompGRU.
@@ -61,7 +65,8 @@ class CrossSectionalDataModule(L.LightningDataModule):
                  label_transform: Literal["rank", "zscore"] = "rank", neutralize: bool = True,
                  train_start: str | None = None, val_start: str = "2018-01-01",
                  test_start: str = "2019-01-01", test_end: str | None = None,
-                 universe: str | None = None, min_valid_frac: float = 0.9,
+                 universe: str | None = None, test_universe: str = "same",
+                 min_valid_frac: float = 0.9,
                  n_size_groups: int = 5, norm_sample_days: int = 32, clip: float = 3.0,
                  num_workers: int = 0, shuffle_labels: bool = False) -> None:
         super().__init__()
@@ -71,7 +76,8 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.window, self.horizon = window, horizon
         self.label_transform, self.neutralize = label_transform, neutralize
         self.dates_cfg = (train_start, val_start, test_start, test_end)
-        self.universe, self.min_valid_frac = universe, min_valid_frac
+        self.universe, self.test_universe = universe, test_universe
+        self.min_valid_frac = min_valid_frac
         self.n_size_groups, self.norm_sample_days, self.clip = n_size_groups, norm_sample_days, clip
         self.num_workers, self.shuffle_labels = num_workers, shuffle_labels
         self.panel: Panel | None = None
@@ -84,18 +90,17 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.panel = load_panel(self.market, self.cache_dir)
         self.inputs = build_inputs(self.panel, self.features)  # [D, S, F]
         eligible = eligibility(self.panel, self.window, self.min_valid_frac)
-        if self.universe is not None:
-            if self.universe not in self.panel.universes:
-                raise ValueError(f"universe {self.universe!r} not in the market's memberships "
-                                 f"{sorted(self.panel.universes)}")
-            eligible &= self.panel.universes[self.universe]
         self.log_mcap = log_market_cap(self.panel)
         if not np.isfinite(self.log_mcap).any():
             raise ValueError(f"{self.market.key()}: no share counts (total_shares), so no market "
                              "cap: size groups and size neutralization need it (standard Qlib "
                              "data lacks it; add total_shares, see docs/data.md)")
         eligible &= np.isfinite(self.log_mcap)
-        self.eligible = eligible
+        # training / validation days: the training universe; test days: the test universe
+        test_universe = self.universe if self.test_universe == "same" else self.test_universe
+        first_test = self.panel.date_index(self.dates_cfg[2])
+        self.eligible = eligible & self._membership(self.universe)
+        self.eligible[first_test:] = (eligible & self._membership(test_universe))[first_test:]
         self.labels = make_labels(self.panel, self.horizon, eligible, self.label_transform,
                                   self.neutralize)
         if self.shuffle_labels:
@@ -103,6 +108,14 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.splits = self._make_splits()
         self.normalizer = self._fit_normalizer(self.splits["train"].days)
         self._report()
+
+    def _membership(self, name: str | None) -> np.ndarray | bool:
+        if name is None or name == "all":
+            return True
+        if name not in self.panel.universes:
+            raise ValueError(f"universe {name!r} not in the market's memberships "
+                             f"{sorted(self.panel.universes)} (nor 'all' / 'same')")
+        return self.panel.universes[name]
 
     def _day_range(self, start: str | None, end_exclusive: int) -> np.ndarray:
         lo = self.panel.date_index(start) if start else 0

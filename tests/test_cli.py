@@ -8,13 +8,15 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+import yaml
 
 from callbacks import read_factor_metadata
 from lightning_modules import FactorModule
 from main import CONFIG_DIR, cli_main
 
 MODEL_CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml")
-                       if p.name not in ("trainer.yaml", "protocol.yaml"))
+                       if "model" in (yaml.safe_load(p.read_text()) or {}))
+OVERLAYS = sorted(p for p in CONFIG_DIR.glob("*.yaml") if p not in MODEL_CONFIGS)
 TINY = ["--data.market.n_stocks=60", "--data.market.n_days=600",
         "--data.val_start=2016-06-01", "--data.test_start=2016-10-01",
         "--data.norm_sample_days=4", "--trainer.logger=false"]
@@ -86,3 +88,16 @@ def test_wandb_offline_run_reads_back(in_tmp: Path, monkeypatch: pytest.MonkeyPa
     test_ic = [s["test/rank_ic"] for s in run["history"] if "test/rank_ic" in s]
     assert len(test_ic) == 1 and run["summary"]["test/rank_ic"] == pytest.approx(test_ic[0])
     assert run["config"]["net"]["class_path"].endswith("GRU")
+
+
+def test_overlay_configs_parse_with_a_model_config() -> None:
+    assert {p.name for p in OVERLAYS} >= {"trainer.yaml", "protocol.yaml", "cn_shared.yaml",
+                                          "cn_cpu_scale.yaml"}
+    cli = cli_main(["--config", str(CONFIG_DIR / "gru_ic.yaml"),
+                    "--config", str(CONFIG_DIR / "cn_shared.yaml"),
+                    "--config", str(CONFIG_DIR / "cn_cpu_scale.yaml"),
+                    "--trainer.logger=false"], run=False)
+    dm = cli.datamodule
+    assert type(dm.market).__name__ == "CNSharedMarket" and dm.cache_dir == ".cache/panels"
+    assert (dm.universe, dm.test_universe) == ("csi500", "all")
+    assert cli.trainer.max_epochs == 6 and cli.trainer.limit_train_batches == 80

@@ -152,3 +152,22 @@ def test_scale_windows_divides_every_price_by_the_last_close() -> None:
     for k in range(5):
         np.testing.assert_allclose(win[..., k], raw[..., k] / last_close, rtol=1e-6)
     np.testing.assert_allclose(win[..., 5], raw[..., 5] / raw[:, -1, 5][:, None], rtol=1e-6)
+
+
+def test_training_and_test_universes_are_separate(market: MarketData) -> None:
+    name = sorted(Panel.from_market(market).universes)[0]
+    base = make_dm(market)
+    dm = make_dm(market, universe=name, test_universe="all")
+    member = dm.panel.universes[name]
+    t = dm.panel.date_index("2018-06-01")
+    # training/validation days: members only; test days: every eligible stock
+    assert not (dm.eligible[:t] & ~member[:t]).any()
+    assert (dm.eligible[:t] == (base.eligible[:t] & member[:t])).all()
+    assert (dm.eligible[t:] == base.eligible[t:]).all()
+    assert (dm.eligible[t:] & ~member[t:]).any()
+    same = make_dm(market, universe=name)  # default test_universe="same"
+    assert (same.eligible == (base.eligible & member)).all()
+    batch = dm.test_dataloader().dataset[0]
+    assert len(batch["y"]) == base.eligible[dm.splits["test"].days[0]].sum()
+    with pytest.raises(ValueError, match="not in the market's memberships"):
+        make_dm(market, universe="csi9999")

@@ -105,3 +105,13 @@ def test_kill_and_rerun_gives_identical_factor(tmp_path: Path) -> None:
     assert days.min().year == 2016 and days.max().year == 2016
     meta = read_factor_metadata(clean / "exp" / "factor.parquet")
     assert meta["seeds"] == [0, 7] and meta["test_years"] == [2016]
+
+
+def test_default_experiment_name_is_the_model_config() -> None:
+    from cli.rolling import _config_stem
+
+    args = ["--config", "configs/decompgru_ic.yaml", "--config", "configs/cn_shared.yaml",
+            "--config=configs/cn_cpu_scale.yaml", "--trainer.max_epochs=1"]
+    assert _config_stem(args) == "decompgru_ic"
+    assert _config_stem(["--config", "configs/cn_shared.yaml"]) == "cn_shared"
+    assert _config_stem(["--trainer.max_epochs=1"]) == "experiment"
