@@ -100,4 +100,4 @@ def test_overlay_configs_parse_with_a_model_config() -> None:
     dm = cli.datamodule
     assert type(dm.market).__name__ == "CNSharedMarket" and dm.cache_dir == ".cache/panels"
     assert (dm.universe, dm.test_universe) == ("csi500", "all")
-    assert cli.trainer.max_epochs == 6 and cli.trainer.limit_train_batches == 80
+    assert cli.trainer.max_epochs == 4 and cli.trainer.limit_train_batches == 60

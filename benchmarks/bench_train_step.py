@@ -1,0 +1,160 @@
+"""Train-step speed: GRU / DecompGRU on one full-market day, against a plain fp32 reference.
+
+``python benchmarks/bench_train_step.py [--stocks 4000] [--window 150] [--hidden 64]
+[--models gru decompgru] [--variants ...] [--rounds 3] [--steps 5]``
+
+One step = forward + IC loss + backward + Adam step on one day's cross-section
+``[N, window, 6]`` (random inputs: the arithmetic does not depend on the values). Variants:
+
+- ``ref``: the reference, plain fp32 ``nn.GRU`` nets (the framework's nets are asserted
+  to be built from ``nn.GRU``), glibc's default allocator settings;
+- ``bf16``: the same under ``torch.autocast("cpu", torch.bfloat16)``, which is what
+  ``--trainer.precision=bf16-mixed`` does on a CPU;
+- ``alloc``: fp32 with glibc malloc tuned to keep freed blocks (``MALLOC_TOP_PAD_``,
+  ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_`` env vars; large temporary tensors
+  otherwise page-fault on every allocation);
+- ``bf16+alloc``: both.
+
+Each variant runs in its own subprocess (allocator settings are fixed at process start);
+the variants are interleaved over ``--rounds`` rounds so machine noise hits all of them, and
+each figure is the median over rounds of the per-process median step time, after two warm-up
+steps. Ratios are against ``ref`` measured in the same run. It also measures this CPU's
+dense fp32 and bf16 matmul throughput (4096^3) and reports the step's matmul FLOPs as a
+fraction of the bf16 peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ALLOC_ENV = {"MALLOC_TOP_PAD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 34),
+             "MALLOC_MMAP_THRESHOLD_": str(1 << 25)}
+VARIANTS = {"ref": (False, False), "bf16": (True, False), "alloc": (False, True),
+            "bf16+alloc": (True, True)}
+
+
+def _net(model: str, hidden: int):
+    from torch import nn
+
+    from lightning_modules.components import GRU, DecompGRU
+
+    net = GRU(hidden=hidden) if model == "gru" else DecompGRU(hidden=hidden)
+    grus = [m for m in net.modules() if isinstance(m, nn.GRU)]
+    assert grus and all(type(m) is nn.GRU for m in grus), "reference must use plain nn.GRU"
+    return net
+
+
+def gru_flops(model: str, n: int, window: int, hidden: int, patch: int = 3) -> float:
+    """Matmul FLOPs of one train step's GRUs (forward x 3 for forward + backward)."""
+    steps = window // patch
+    per_gru = 2 * n * steps * (hidden * 3 * hidden) * 2  # input and hidden projections
+    return 3 * per_gru * (1 if model == "gru" else 2)
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+
+    from lightning_modules.losses import ICLoss
+
+    torch.manual_seed(0)
+    net = _net(args.model, args.hidden)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = ICLoss()
+    x = torch.randn(args.stocks, args.window, 6)
+    y = torch.randn(args.stocks)
+    groups = torch.randint(0, 5, (args.stocks,))
+    bf16 = VARIANTS[args.variant][0]
+    times = []
+    for i in range(args.steps + 2):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            score = net(x, groups)
+        loss = loss_fn(score.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    print(json.dumps({"median_s": statistics.median(times), "loss": float(loss)}))
+
+
+def matmul_peak() -> dict[str, float]:
+    import torch
+
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(4096, 4096).to(dtype)
+        b = torch.randn(4096, 4096).to(dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        out[name] = 2 * 4096 ** 3 / best / 1e9
+    return out
+
+
+def run_variant(model: str, variant: str, args: argparse.Namespace) -> float:
+    env = dict(os.environ)
+    for key in ALLOC_ENV:
+        env.pop(key, None)
+    if VARIANTS[variant][1]:
+        env.update(ALLOC_ENV)
+    cmd = [sys.executable, __file__, "--worker", "--model", model, "--variant", variant,
+           "--stocks", str(args.stocks), "--window", str(args.window),
+           "--hidden", str(args.hidden), "--steps", str(args.steps)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    if res.returncode:
+        raise RuntimeError(f"{model}/{variant} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])["median_s"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stocks", type=int, default=4000)
+    p.add_argument("--window", type=int, default=150)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--models", nargs="+", default=["gru", "decompgru"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--variant", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if args.worker:
+        worker(args)
+        return
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"N={args.stocks} window={args.window} hidden={args.hidden}")
+    peak = matmul_peak()
+    print(f"matmul 4096^3: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+    for model in args.models:
+        samples: dict[str, list[float]] = {v: [] for v in args.variants}
+        for _ in range(args.rounds):
+            for variant in args.variants:
+                samples[variant].append(run_variant(model, variant, args))
+        ref = statistics.median(samples["ref"]) if "ref" in samples else None
+        flops = gru_flops(model, args.stocks, args.window, args.hidden)
+        for variant, values in samples.items():
+            sec = statistics.median(values)
+            ratio = f"{ref / sec:5.2f}x vs ref" if ref else ""
+            print(f"{model:10s} {variant:11s} {sec * 1000:8.1f} ms/step  {ratio}  "
+                  f"GRU matmuls at {flops / sec / 1e9:6.1f} GFLOP/s = "
+                  f"{flops / sec / 1e9 / peak['bf16']:.1%} of bf16 peak")
+
+
+if __name__ == "__main__":
+    main()
