@@ -37,9 +37,12 @@ def read_factor_metadata(path: str | Path) -> dict[str, Any]:
 
 
 class FactorWriter(BasePredictionWriter):
-    """After ``trainer.predict`` on the test period, write one score per (date, code).
+    """After ``trainer.test`` or ``trainer.predict`` on the test period, write one score per
+    (date, code).
 
-    The CLI runs predict with the best checkpoint after fit. Output: parquet with
+    After fit the CLI tests the best checkpoint once: the test pass both computes the test
+    metrics and exports the factor (``FactorModule.test_step`` returns the day's scores),
+    so the test year is scored once. ``python main.py predict`` exports too. Output: parquet with
     columns ``date`` (Date), ``code`` (String), ``score`` (Float64) and metadata
     (net, loss, seed, data source, horizon, splits, checkpoint) under the key
     ``deepfactor``.
@@ -55,6 +58,21 @@ class FactorWriter(BasePredictionWriter):
         self.dirpath, self.filename = dirpath, filename
         self.last_path: Path | None = None
         self.checkpoint: str | None = None
+        self._test_outputs: list[dict[str, torch.Tensor]] = []
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._test_outputs = []
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                          outputs: Any, batch: Any, batch_idx: int,
+                          dataloader_idx: int = 0) -> None:
+        if isinstance(outputs, dict) and "score" in outputs:
+            self._test_outputs.append({k: v.cpu() for k, v in outputs.items()})
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._test_outputs:
+            self.write_on_epoch_end(trainer, pl_module, self._test_outputs, [])
+        self._test_outputs = []
 
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            predictions: Sequence[Any], batch_indices: Sequence[Any]) -> None:
@@ -79,6 +97,7 @@ class FactorWriter(BasePredictionWriter):
                 "seed": os.environ.get("PL_GLOBAL_SEED", "none"),
                 "data": dm.market.key(), "horizon": dm.horizon, "window": dm.window,
                 "label_transform": dm.label_transform, "universe": dm.universe,
+                "test_universe": getattr(dm, "test_universe", None),
                 "splits": {k: [str(dm.panel.dates[s.days[0]]), str(dm.panel.dates[s.days[-1]])]
                            for k, s in dm.splits.items()},
                 "checkpoint": self.checkpoint, "rows": df.height,

@@ -33,9 +33,9 @@ def after_fit_summary(trainer: L.Trainer, model: L.LightningModule,
     ckpt = best_checkpoint(trainer)
     writers = [cb for cb in trainer.callbacks if isinstance(cb, FactorWriter)]
     for writer in writers:
-        writer.checkpoint = ckpt
+        writer.checkpoint, writer.last_path = ckpt, None
     test = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-    if writers:
+    if any(w.last_path is None for w in writers):  # test_step returned no scores: predict
         trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt, return_predictions=True)
     metrics = test[0] if test else {}
     info = {"checkpoint": ckpt, "wandb_run": wandb_run_dir(trainer),

@@ -76,15 +76,16 @@ class FactorModule(L.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=1)
         return loss
 
-    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         pred = self(batch)
         mask = batch["mask"]
         if mask.sum() < 2:
-            return  # a day without labels (end of the test period) is scored, not evaluated
+            return pred  # a day without labels (end of the test period) is scored, not evaluated
         self.log(f"{stage}/loss", self.compute_loss(pred, batch), on_step=False,
                  on_epoch=True, batch_size=1)
         for name in ("ic", "rank_ic"):
             self.metrics[f"{stage}_{name}"].update(pred.float(), batch["y"], mask)
+        return pred
 
     def _eval_epoch_end(self, stage: str) -> None:
         for name in ("ic", "rank_ic"):
@@ -102,15 +103,20 @@ class FactorModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Test metrics, and the day's scores (``FactorWriter`` exports them: one pass)."""
+        return self._scores(batch, self._eval_step(batch, "test"))
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._scores(batch, self(batch))
+
+    @staticmethod
+    def _scores(batch: dict[str, torch.Tensor], pred: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"day": batch["day"].expand_as(batch["stock"]), "stock": batch["stock"],
-                "score": self(batch).float()}
+                "score": pred.detach().float()}
 
     def configure_optimizers(self) -> Any:
         opt = self.optimizer_factory(self.parameters())

@@ -67,6 +67,11 @@ def test_fit_exports_test_period_and_checkpoint_round_trips(in_tmp: Path) -> Non
     codes = dm.panel.codes[batch["stock"].numpy()]
     order = np.argsort(codes)
     np.testing.assert_allclose(exported["score"].to_numpy(), a.numpy()[order], atol=1e-5)
+    # the export came from the test pass; a predict pass writes the same factor
+    cli.trainer.predict(cli.model, datamodule=dm, ckpt_path=ckpt)
+    again = pl.read_parquet(path)
+    assert again.select("date", "code").equals(df.select("date", "code"))
+    np.testing.assert_allclose(again["score"].to_numpy(), df["score"].to_numpy(), atol=1e-6)
 
 
 def test_wandb_offline_run_reads_back(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
