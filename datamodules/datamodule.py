@@ -88,7 +88,10 @@ class CrossSectionalDataModule(L.LightningDataModule):
         if self.panel is not None:
             return
         self.panel = load_panel(self.market, self.cache_dir)
-        self.inputs = build_inputs(self.panel, self.features)  # [D, S, F]
+        # stock-major [S, D, F]: one stock's window is one contiguous block, so a day's
+        # batch is a single gather (no transpose of a [W, S, F] slab)
+        self.inputs = np.ascontiguousarray(
+            build_inputs(self.panel, self.features).transpose(1, 0, 2))
         eligible = eligibility(self.panel, self.window, self.min_valid_frac)
         self.log_mcap = log_market_cap(self.panel)
         if not np.isfinite(self.log_mcap).any():
@@ -152,14 +155,15 @@ class CrossSectionalDataModule(L.LightningDataModule):
 
     def raw_windows(self, day: int, stocks: np.ndarray) -> np.ndarray:
         """Scale-free windows ``[N, W, F]`` of ``stocks`` on ``day`` (before normalization)."""
-        block = self.inputs[day - self.window + 1:day + 1]  # [W, S, F] view
-        win = np.ascontiguousarray(block[:, stocks].transpose(1, 0, 2))  # [N, W, F]
+        win = self.inputs[stocks, day - self.window + 1:day + 1]  # [N, W, F] gathered copy
         return scale_windows(win, self.features)
 
     def size_groups(self, day: int, stocks: np.ndarray) -> np.ndarray:
         """Equal-count quantile groups 0..G-1 of log market cap among ``stocks`` on ``day``."""
-        order = np.argsort(np.argsort(self.log_mcap[day, stocks], kind="stable"), kind="stable")
-        return (order * self.n_size_groups // max(len(stocks), 1)).astype(np.int64)
+        order = np.argsort(self.log_mcap[day, stocks], kind="stable")
+        rank = np.empty(len(stocks), np.int64)
+        rank[order] = np.arange(len(stocks))  # = argsort(argsort(.)): ties by position
+        return rank * self.n_size_groups // max(len(stocks), 1)
 
     def _report(self) -> None:
         valid_in_window = self.eligible  # eligible days guarantee a bar on t

@@ -42,7 +42,7 @@ class DayDataset(Dataset):
         dm, day = self.dm, int(self.split.days[i])
         y_all = dm.labels[day]
         stocks = np.nonzero(dm.eligible[day] & (np.isfinite(y_all) | (not self.split.train)))[0]
-        x, _ = dm.normalizer.transform(dm.raw_windows(day, stocks))
+        x, _ = dm.normalizer.transform(dm.raw_windows(day, stocks), count=False)
         y = y_all[stocks]
         mask = np.isfinite(y)
         return {"x": torch.from_numpy(x),

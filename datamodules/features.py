@@ -42,15 +42,13 @@ def scale_windows(win: np.ndarray, features: list[str]) -> np.ndarray:
 
     Requires a finite positive last close and last volume (eligibility guarantees it).
     """
-    # a copy: the close column itself is rescaled in place below
-    close = win[:, -1, features.index("close")][:, None].copy() if "close" in features else None
-    for k, name in enumerate(features):
-        if name in PRICE_FEATURES:
-            if close is None:
-                raise ValueError("price features need 'close' among the features")
-            win[..., k] /= close
-        else:
-            win[..., k] /= win[:, -1, k][:, None]
+    prices = [k for k, name in enumerate(features) if name in PRICE_FEATURES]
+    if prices and "close" not in features:
+        raise ValueError("price features need 'close' among the features")
+    divisor = win[:, -1, :].copy()  # [N, F]: each feature's last value ...
+    if prices:  # ... and the last close for every price feature
+        divisor[:, prices] = divisor[:, [features.index("close")]]
+    win /= divisor[:, None, :]  # one pass over the whole window
     return win
 
 
@@ -77,17 +75,17 @@ class RobustNormalizer:
         self.sigma = np.where(np.isfinite(mad) & (mad > 1e-8), mad, 1.0).astype(np.float32)
         return self
 
-    def transform(self, win: np.ndarray) -> tuple[np.ndarray, int]:
-        """Normalize ``[N, W, F]`` in place; returns (windows, number of NaN entries filled)."""
+    def transform(self, win: np.ndarray, count: bool = True) -> tuple[np.ndarray, int]:
+        """Normalize ``[N, W, F]`` in place; returns (windows, number of NaN entries filled;
+        -1 when ``count=False``: the batch path skips the extra pass, the DataModule's
+        report counts the filled window days once for all days)."""
         if self.median is None:
             raise RuntimeError("RobustNormalizer.transform called before fit")
         win -= self.median
-        win /= self.sigma
+        win *= 1.0 / self.sigma
         np.clip(win, -self.clip, self.clip, out=win)
-        nan = np.isnan(win)
-        filled = int(nan.sum())
-        if filled:
-            win[nan] = 0.0
+        filled = int(np.isnan(win).sum()) if count else -1
+        np.nan_to_num(win, copy=False, nan=0.0)
         return win, filled
 
     def state_dict(self) -> dict[str, np.ndarray]:
