@@ -3,6 +3,9 @@
 ``python benchmarks/bench_train_step.py [--stocks 4000] [--window 150] [--hidden 64]
 [--models gru decompgru] [--variants ...] [--rounds 3] [--steps 5]``
 
+``python benchmarks/bench_train_step.py --scaling [--variants ref] [--grid-stocks 1000 2000
+4000] [--grid-windows 60 150 250]``: the planning table (step time, epoch time, peak memory).
+
 One step = forward + IC loss + backward + Adam step on one day's cross-section
 ``[N, window, 6]`` (random inputs: the arithmetic does not depend on the values). Variants:
 
@@ -82,7 +85,11 @@ def worker(args: argparse.Namespace) -> None:
         opt.step()
         if i >= 2:
             times.append(time.perf_counter() - t0)
-    print(json.dumps({"median_s": statistics.median(times), "loss": float(loss)}))
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"median_s": statistics.median(times), "loss": float(loss),
+                      "peak_mb": peak_mb}))
 
 
 def matmul_peak() -> dict[str, float]:
@@ -102,7 +109,7 @@ def matmul_peak() -> dict[str, float]:
     return out
 
 
-def run_variant(model: str, variant: str, args: argparse.Namespace) -> float:
+def run_variant(model: str, variant: str, args: argparse.Namespace) -> dict:
     env = dict(os.environ)
     for key in ALLOC_ENV:
         env.pop(key, None)
@@ -115,7 +122,7 @@ def run_variant(model: str, variant: str, args: argparse.Namespace) -> float:
                          cwd=Path(__file__).resolve().parents[1])
     if res.returncode:
         raise RuntimeError(f"{model}/{variant} failed:\n{res.stderr[-2000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])["median_s"]
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -127,6 +134,13 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--scaling", action="store_true",
+                   help="table of step time / epoch time / peak memory over --grid-stocks x "
+                        "--grid-windows for --variants (one process each)")
+    p.add_argument("--grid-stocks", nargs="+", type=int, default=[1000, 2000, 4000])
+    p.add_argument("--grid-windows", nargs="+", type=int, default=[60, 150, 250])
+    p.add_argument("--epoch-days", type=int, default=1500,
+                   help="training days per epoch for the epoch-time column")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -139,13 +153,16 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"N={args.stocks} window={args.window} hidden={args.hidden}")
+    if args.scaling:
+        scaling(args)
+        return
     peak = matmul_peak()
     print(f"matmul 4096^3: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
     for model in args.models:
         samples: dict[str, list[float]] = {v: [] for v in args.variants}
         for _ in range(args.rounds):
             for variant in args.variants:
-                samples[variant].append(run_variant(model, variant, args))
+                samples[variant].append(run_variant(model, variant, args)["median_s"])
         ref = statistics.median(samples["ref"]) if "ref" in samples else None
         flops = gru_flops(model, args.stocks, args.window, args.hidden)
         for variant, values in samples.items():
@@ -154,6 +171,24 @@ def main() -> None:
             print(f"{model:10s} {variant:11s} {sec * 1000:8.1f} ms/step  {ratio}  "
                   f"GRU matmuls at {flops / sec / 1e9:6.1f} GFLOP/s = "
                   f"{flops / sec / 1e9 / peak['bf16']:.1%} of bf16 peak")
+
+
+def scaling(args: argparse.Namespace) -> None:
+    """Markdown table: per model, window and universe size, the step time, the epoch time
+    (``--epoch-days`` steps; validation not included) and the process's peak RSS."""
+    print(f"| model | variant | stocks | window | s/step | min/epoch ({args.epoch_days} days) "
+          "| peak RSS (GB) |")
+    print("|---|---|---|---|---|---|---|")
+    for model in args.models:
+        for window in args.grid_windows:
+            for stocks in args.grid_stocks:
+                for variant in args.variants:
+                    sub = argparse.Namespace(**{**vars(args), "stocks": stocks,
+                                                "window": window})
+                    res = run_variant(model, variant, sub)
+                    print(f"| {model} | {variant} | {stocks} | {window} | "
+                          f"{res['median_s']:.3f} | {res['median_s'] * args.epoch_days / 60:.1f} "
+                          f"| {res['peak_mb'] / 1024:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
