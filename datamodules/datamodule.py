@@ -53,6 +53,10 @@ class CrossSectionalDataModule(L.LightningDataModule):
             below it are excluded that day (never padded).
         n_size_groups: size groups (quantiles of log market cap per day) for DecompGRU.
         norm_sample_days: training days sampled to fit the normalizer.
+        norm_max_windows: at most this many windows (stock-days) of those days fit it: above
+            it each day's stocks are thinned by the same seeded fraction (the median / MAD
+            of 16,384 windows has a standard error of ~1% of a sigma; the full market's
+            32 x 3,300 windows took 12 s to fit, this takes ~2 s).
         clip: winsorization bound in robust standard deviations.
         num_workers: DataLoader worker processes.
         shuffle_labels: a control experiment: permute each day's labels across its stocks
@@ -67,7 +71,8 @@ class CrossSectionalDataModule(L.LightningDataModule):
                  test_start: str = "2019-01-01", test_end: str | None = None,
                  universe: str | None = None, test_universe: str = "same",
                  min_valid_frac: float = 0.9,
-                 n_size_groups: int = 5, norm_sample_days: int = 32, clip: float = 3.0,
+                 n_size_groups: int = 5, norm_sample_days: int = 32,
+                 norm_max_windows: int = 16384, clip: float = 3.0,
                  num_workers: int = 0, shuffle_labels: bool = False) -> None:
         super().__init__()
         self.market = market
@@ -79,6 +84,7 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.universe, self.test_universe = universe, test_universe
         self.min_valid_frac = min_valid_frac
         self.n_size_groups, self.norm_sample_days, self.clip = n_size_groups, norm_sample_days, clip
+        self.norm_max_windows = norm_max_windows
         self.num_workers, self.shuffle_labels = num_workers, shuffle_labels
         self.panel: Panel | None = None
         self.splits: dict[str, Split] = {}
@@ -149,8 +155,15 @@ class CrossSectionalDataModule(L.LightningDataModule):
     def _fit_normalizer(self, train_days: np.ndarray) -> RobustNormalizer:
         pick = np.unique(np.linspace(0, len(train_days) - 1, self.norm_sample_days).round()
                          .astype(int))
-        wins = [self.raw_windows(int(day), np.nonzero(self.eligible[day])[0])
-                for day in train_days[pick]]
+        days = train_days[pick]
+        stocks = [np.nonzero(self.eligible[day])[0] for day in days]
+        total = sum(len(s) for s in stocks)
+        if total > self.norm_max_windows:  # seeded thinning, the same share from each day
+            rng = np.random.default_rng(0)
+            keep = self.norm_max_windows / total
+            stocks = [np.sort(rng.choice(s, max(1, round(len(s) * keep)), replace=False))
+                      for s in stocks]
+        wins = [self.raw_windows(int(day), s) for day, s in zip(days, stocks)]
         return RobustNormalizer(self.clip).fit(np.concatenate(wins))
 
     def raw_windows(self, day: int, stocks: np.ndarray) -> np.ndarray:

@@ -171,3 +171,13 @@ def test_training_and_test_universes_are_separate(market: MarketData) -> None:
     assert len(batch["y"]) == base.eligible[dm.splits["test"].days[0]].sum()
     with pytest.raises(ValueError, match="not in the market's memberships"):
         make_dm(market, universe="csi9999")
+
+
+def test_normalizer_thinning_above_the_window_cap(market: MarketData) -> None:
+    full, thin = make_dm(market), make_dm(market, norm_max_windows=200)
+    assert make_dm(market, norm_max_windows=10**6).normalizer.median.tolist() == \
+        full.normalizer.median.tolist(), "below the cap nothing changes"
+    diff = np.abs(full.normalizer.median - thin.normalizer.median) / full.normalizer.sigma
+    assert 0 < diff.max() < 0.6 and diff.mean() < 0.15
+    again = make_dm(market, norm_max_windows=200)
+    assert np.array_equal(again.normalizer.median, thin.normalizer.median), "seeded"
