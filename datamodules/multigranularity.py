@@ -114,23 +114,34 @@ class MultiGranularityDataModule(CrossSectionalDataModule):
         granularities: intraday granularities added to each batch as ``x_<g>``
             (``[]`` = daily only).
         intraday_days: trading days per intraday window (20 days = 80 60-min bars = 160
-            30-min bars); at most ``window``.
+            30-min bars), at most ``window``; one number for every granularity or one per
+            granularity, e.g. ``{60min: 20, 30min: 10}`` (unlisted granularities get 20).
         intraday_dir: directory with ``<granularity>/*.parquet|csv`` intraday bars (long
             schema of ``market.intraday``); None = the market's own (synthetic, or a
             MarketDirectory's ``intraday/``).
         **kwargs: every argument of :class:`CrossSectionalDataModule`.
     """
 
-    def __init__(self, granularities: list[Granularity] | None = None, intraday_days: int = 20,
+    def __init__(self, granularities: list[Granularity] | None = None,
+                 intraday_days: int | dict[str, int] = 20,
                  intraday_dir: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.granularities = ["60min", "30min"] if granularities is None else list(granularities)
         for g in self.granularities:
             bars_per_day(g)
-        if not 1 <= intraday_days <= self.window:
-            raise ValueError(f"intraday_days must be in [1, window={self.window}], "
-                             f"got {intraday_days}")
-        self.intraday_days, self.intraday_dir = intraday_days, intraday_dir
+        if isinstance(intraday_days, dict):
+            unknown = set(intraday_days) - set(self.granularities)
+            if unknown:
+                raise ValueError(f"intraday_days names {sorted(unknown)}, not among the "
+                                 f"granularities {self.granularities}")
+            days = {g: int(intraday_days.get(g, 20)) for g in self.granularities}
+        else:
+            days = {g: int(intraday_days) for g in self.granularities}
+        for g, k in days.items():
+            if not 1 <= k <= self.window:
+                raise ValueError(f"intraday_days[{g}] must be in [1, window={self.window}], "
+                                 f"got {k}")
+        self.intraday_days, self.intraday_dir = days, intraday_dir
         self.intraday: dict[str, np.ndarray] = {}
         self.intraday_normalizers: dict[str, RobustNormalizer] = {}
 
@@ -155,7 +166,8 @@ class MultiGranularityDataModule(CrossSectionalDataModule):
     def raw_intraday(self, granularity: str, day: int, stocks: np.ndarray) -> np.ndarray:
         """Scale-free ``[N, K * B, F]`` window of the last ``K`` days' bars, ending at the
         close of ``day`` (before normalization)."""
-        block = self.intraday[granularity][day - self.intraday_days + 1:day + 1]  # [K, S, B, F]
+        k = self.intraday_days[granularity]
+        block = self.intraday[granularity][day - k + 1:day + 1]  # [K, S, B, F]
         win = block[:, stocks].transpose(1, 0, 2, 3)  # [N, K, B, F]
         win = np.ascontiguousarray(win).reshape(len(stocks), -1, block.shape[-1])  # [N, K*B, F]
         return scale_intraday(win, self.features)
@@ -168,8 +180,8 @@ class MultiGranularityDataModule(CrossSectionalDataModule):
 
     def _report_intraday(self) -> None:
         """Count the bars inside eligible stock-days' windows that were NaN (filled with 0)."""
-        k = self.intraday_days
         for g, arr in self.intraday.items():
+            k = self.intraday_days[g]
             nan_bars = np.isnan(arr[..., 0]).sum(axis=-1)  # [D, S]
             csum = np.vstack([np.zeros((1, nan_bars.shape[1]), np.int64),
                               np.cumsum(nan_bars, axis=0)])

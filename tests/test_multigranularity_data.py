@@ -138,3 +138,22 @@ def test_scale_intraday_prices_and_volume() -> None:
     out = scale_intraday(win.copy(), ["open", "high", "low", "close", "vwap", "volume"])
     np.testing.assert_allclose(out[0, 0, :5], [1.0, 1.1, 0.9, 1.0, 1.02], rtol=1e-6)
     assert np.allclose(out[0, :, 5], 1.0) and np.isnan(out[1, :, 5]).all()
+
+
+def test_intraday_window_length_per_granularity(market: MarketData) -> None:
+    dm = MultiGranularityDataModule(market=FixedMarket(market),
+                                    intraday_days={"60min": 6, "30min": 3}, **ARGS)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    n = batch["x"].shape[0]
+    assert batch["x_60min"].shape == (n, 4 * 6, 6) and batch["x_30min"].shape == (n, 8 * 3, 6)
+    assert dm.intraday_normalizers["30min"].median.shape == (8 * 3, 6)
+    # the 30-min window is the last 3 days of the same bars a 3-day-only module sees
+    ref = MultiGranularityDataModule(market=FixedMarket(market), intraday_days=3, **ARGS)
+    ref.setup("fit")
+    day, stocks = int(batch["day"]), batch["stock"].numpy()
+    np.testing.assert_array_equal(dm.raw_intraday("30min", day, stocks),
+                                  ref.raw_intraday("30min", day, stocks))
+    with pytest.raises(ValueError, match="not among the granularities"):
+        MultiGranularityDataModule(market=FixedMarket(market), granularities=["30min"],
+                                   intraday_days={"60min": 5}, **ARGS)
