@@ -44,6 +44,9 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> FactorCLI:
 
 
 def main() -> None:
+    from cli.runtime import tune_malloc
+
+    tune_malloc()  # keep freed tensors' memory in the heap (cli/runtime.py, docs/speed.md)
     if sys.argv[1:2] == ["rolling"]:
         from cli.rolling import rolling_main
 

@@ -13,12 +13,12 @@ One step = forward + IC loss + backward + Adam step on one day's cross-section
   to be built from ``nn.GRU``), glibc's default allocator settings;
 - ``bf16``: the same under ``torch.autocast("cpu", torch.bfloat16)``, which is what
   ``--trainer.precision=bf16-mixed`` does on a CPU;
-- ``alloc``: fp32 with glibc malloc tuned to keep freed blocks (``MALLOC_TOP_PAD_``,
-  ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_`` env vars; large temporary tensors
-  otherwise page-fault on every allocation);
+- ``alloc``: fp32 with glibc malloc tuned to keep freed blocks (``cli.runtime.tune_malloc``,
+  which ``main.py`` applies; large temporary tensors otherwise page-fault on every
+  allocation);
 - ``bf16+alloc``: both.
 
-Each variant runs in its own subprocess (allocator settings are fixed at process start);
+Each variant runs in its own subprocess (allocator settings are per process);
 the variants are interleaved over ``--rounds`` rounds so machine noise hits all of them, and
 each figure is the median over rounds of the per-process median step time, after two warm-up
 steps. Ratios are against ``ref`` measured in the same run. It also measures this CPU's
@@ -37,8 +37,6 @@ import sys
 import time
 from pathlib import Path
 
-ALLOC_ENV = {"MALLOC_TOP_PAD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 34),
-             "MALLOC_MMAP_THRESHOLD_": str(1 << 25)}
 VARIANTS = {"ref": (False, False), "bf16": (True, False), "alloc": (False, True),
             "bf16+alloc": (True, True)}
 
@@ -66,6 +64,10 @@ def worker(args: argparse.Namespace) -> None:
 
     from lightning_modules.losses import ICLoss
 
+    if VARIANTS[args.variant][1]:
+        from cli.runtime import tune_malloc
+
+        assert tune_malloc(), "mallopt refused the settings"
     torch.manual_seed(0)
     net = _net(args.model, args.hidden)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -110,11 +112,7 @@ def matmul_peak() -> dict[str, float]:
 
 
 def run_variant(model: str, variant: str, args: argparse.Namespace) -> dict:
-    env = dict(os.environ)
-    for key in ALLOC_ENV:
-        env.pop(key, None)
-    if VARIANTS[variant][1]:
-        env.update(ALLOC_ENV)
+    env = {**os.environ, "DEEPFACTOR_MALLOC_TUNING": "1"}
     cmd = [sys.executable, __file__, "--worker", "--model", model, "--variant", variant,
            "--stocks", str(args.stocks), "--window", str(args.window),
            "--hidden", str(args.hidden), "--steps", str(args.steps)]

@@ -93,6 +93,9 @@ class RollingExperiment:
 def _cell_in_process(cell: Cell, fit_args: list[str], threads: int) -> dict:
     import torch
 
+    from cli.runtime import tune_malloc
+
+    tune_malloc()
     torch.set_num_threads(threads)
     return run_cell(cell, fit_args)
 
