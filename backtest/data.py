@@ -104,7 +104,8 @@ def market_source(spec: str, factor_paths: Sequence[str | Path] = ()) -> MarketS
 class Factors:
     """Factors aligned on a panel.
 
-    names: factor names (file stems, made unique); values: name -> [D, S] float64 scores,
+    names: factor names (file stems; a rolling experiment's ``factor*.parquet`` is named
+        after its experiment, e.g. ``decompgru_ic``, ``decompgru_ic_seed42``; made unique); values: name -> [D, S] float64 scores,
     NaN where the file has no (finite) score; spans: name -> (first, last) day index of
     the file's dates; metadata: name -> the file's ``deepfactor`` metadata; coverage: one
     row per factor (rows, dropped rows, days, mean stocks per day, share of the valid
@@ -204,6 +205,12 @@ def align_factor(df: pl.DataFrame, panel: Panel, path: str | Path = "<memory>",
     return out, row
 
 
+def _factor_name(path: str | Path) -> str:
+    stem = Path(path).stem
+    experiment = factor_metadata(path).get("experiment") if stem.startswith("factor") else None
+    return f"{experiment}{stem[len('factor'):]}" if experiment else stem
+
+
 def load_factors(paths: Sequence[str | Path], panel: Panel,
                  allow_unmatched: bool = False) -> Factors:
     """Read factor files (``date, code, score`` parquet, any such file) and align them."""
@@ -211,7 +218,7 @@ def load_factors(paths: Sequence[str | Path], panel: Panel,
         raise ValueError("no factor files given")
     names, values, spans, meta, rows = [], {}, {}, {}, []
     for path in paths:
-        name = Path(path).stem
+        name = _factor_name(path)
         base, k = name, 2
         while name in values:
             name, k = f"{base}_{k}", k + 1

@@ -111,6 +111,21 @@ def test_alignment_errors_and_allow_unmatched(tmp_path: Path) -> None:
         read_factor_frame(bad)
 
 
+def test_factor_names_from_rolling_experiments(factor_files: list[Path], tmp_path: Path) -> None:
+    from backtest.data import load_factors
+
+    frame = pl.read_parquet(factor_files[0])
+    files = []
+    for exp in ("gru_ic", "decompgru_ic"):
+        for stem in ("factor", "factor_seed42"):
+            files.append(write_factor(frame, tmp_path / exp / f"{stem}.parquet",
+                                      {"experiment": exp, "data": MARKET.key()}))
+    files += [factor_files[0], factor_files[0]]
+    names = load_factors(files, load_panel(MARKET)).names
+    assert names == ["gru_ic", "gru_ic_seed42", "decompgru_ic", "decompgru_ic_seed42",
+                     "oracle", "oracle_2"]
+
+
 def test_import_boundary() -> None:
     """Importing and running the backtest package never loads torch or lightning."""
     code = ("import sys, backtest, backtest.cli, backtest.analysis, backtest.styles, "
