@@ -16,7 +16,9 @@ One step = forward + IC loss + backward + Adam step on one day's cross-section
 - ``alloc``: fp32 with glibc malloc tuned to keep freed blocks (``cli.runtime.tune_malloc``,
   which ``main.py`` applies; large temporary tensors otherwise page-fault on every
   allocation);
-- ``bf16+alloc``: both.
+- ``bf16+alloc``: both;
+- ``scan+alloc``: fp32 with the nets' ``nn.GRU`` replaced by ``ScanGRU`` (hand-written
+  backward through time, ``lightning_modules/components/fast_gru.py``) and malloc tuning.
 
 Each variant runs in its own subprocess (allocator settings are per process);
 the variants are interleaved over ``--rounds`` rounds so machine noise hits all of them, and
@@ -37,8 +39,10 @@ import sys
 import time
 from pathlib import Path
 
-VARIANTS = {"ref": (False, False), "bf16": (True, False), "alloc": (False, True),
-            "bf16+alloc": (True, True)}
+# variant -> (bf16 autocast, malloc tuning, ScanGRU)
+VARIANTS = {"ref": (False, False, False), "bf16": (True, False, False),
+            "alloc": (False, True, False), "bf16+alloc": (True, True, False),
+            "scan+alloc": (False, True, True)}
 
 
 def _net(model: str, hidden: int):
@@ -70,6 +74,10 @@ def worker(args: argparse.Namespace) -> None:
         assert tune_malloc(), "mallopt refused the settings"
     torch.manual_seed(0)
     net = _net(args.model, args.hidden)
+    if VARIANTS[args.variant][2]:
+        from lightning_modules.components.fast_gru import use_scan_gru
+
+        use_scan_gru(net)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = ICLoss()
     x = torch.randn(args.stocks, args.window, 6)
