@@ -25,8 +25,12 @@ class SortedRows:
         x = np.asarray(x, dtype=np.float64)
         self.finite = np.isfinite(x)
         filled = np.where(self.finite, x, np.inf)  # non-finite sort last
-        self.order = np.argsort(filled, axis=1)
-        s = np.take_along_axis(filled, self.order, axis=1)
+        order = np.argsort(filled, axis=1)
+        # flat positions of the sorted entries: 1-d take / put are 1.5-3x faster than
+        # take_along_axis / put_along_axis on [2,400 x 3,800] (measured)
+        d, n = filled.shape
+        self.lin = (order + (np.arange(d, dtype=np.int64) * n)[:, None]).ravel()
+        s = np.take(filled.ravel(), self.lin).reshape(d, n)
         tie = (s[:, 1:] == s[:, :-1]) & np.isfinite(s[:, 1:])
         self.tie_pos = self.tie_first = self.tie_last = None
         if tie.any():  # flat positions inside tie blocks, with their block's first / last
@@ -45,7 +49,7 @@ class SortedRows:
     def ranks(self, mask: np.ndarray | None = None) -> np.ndarray:
         """[D, S] average ranks (1..n) among the finite entries in ``mask``; NaN elsewhere."""
         m = self.finite if mask is None else self.finite & mask
-        ms = np.take_along_axis(m, self.order, axis=1)
+        ms = np.take(np.ascontiguousarray(m).ravel(), self.lin).reshape(m.shape)
         flat = np.cumsum(ms.ravel(), dtype=np.int64)  # one 1-d scan, then row offsets
         base = np.concatenate([[0], flat[ms.shape[1] - 1::ms.shape[1]][:-1]])
         cum = (flat.reshape(ms.shape) - base[:, None]).astype(np.float64)
@@ -54,7 +58,7 @@ class SortedRows:
             f, last = self.tie_first, self.tie_last
             c[self.tie_pos] = (c[f] - mf[f] + 1.0 + c[last]) / 2.0
         out = np.empty(ms.shape)
-        np.put_along_axis(out, self.order, np.where(ms, cum, np.nan), axis=1)
+        out.ravel()[self.lin] = np.where(ms, cum, np.nan).ravel()
         return out
 
 
