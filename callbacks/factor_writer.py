@@ -80,9 +80,9 @@ class FactorWriter(BasePredictionWriter):
         if preds and isinstance(preds[0], list):  # several dataloaders
             preds = [p for group in preds for p in group]
         dm = trainer.datamodule
-        day = torch.cat([p["day"] for p in preds]).numpy()
-        stock = torch.cat([p["stock"] for p in preds]).numpy()
-        score = torch.cat([p["score"] for p in preds]).double().numpy()
+        day = torch.cat([p["day"].cpu() for p in preds]).numpy()  # GPU runs: to host first
+        stock = torch.cat([p["stock"].cpu() for p in preds]).numpy()
+        score = torch.cat([p["score"].cpu() for p in preds]).double().numpy()
         df = pl.DataFrame({"date": dm.panel.dates[day], "code": dm.panel.codes[stock],
                            "score": score}).sort("date", "code")
         meta = self.metadata(trainer, pl_module, df)
