@@ -30,6 +30,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", default="runs/multigranularity", type=Path)
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--models", nargs="+", default=[*MODELS, *ENSEMBLES, "oracle"])
     args = p.parse_args()
     from datamodules.multigranularity import MultiGranularityDataModule
     from market.returns import daily_rank_ic
@@ -65,7 +66,7 @@ def main() -> None:
     print(f"| model | {seeds} | mean Rank IC | mean ICIR | rank corr. with the intraday / "
           "daily-visible oracle |")
     print("|---|" + "---|" * (len(args.seeds) + 3))
-    for name in [*MODELS, *ENSEMBLES, "oracle"]:
+    for name in args.models:
         ics, irs, corr = [], [], {k: [] for k in parts}
         for seed in args.seeds:
             score = oracle_all if name == "oracle" else dense(files(name, seed))
