@@ -98,6 +98,7 @@ class FactorWriter(BasePredictionWriter):
                 "data": dm.market.key(), "horizon": dm.horizon, "window": dm.window,
                 "label_transform": dm.label_transform, "universe": dm.universe,
                 "test_universe": getattr(dm, "test_universe", None),
+                "label_scope": getattr(dm, "label_scope", None),
                 "splits": {k: [str(dm.panel.dates[s.days[0]]), str(dm.panel.dates[s.days[-1]])]
                            for k, s in dm.splits.items()},
                 "checkpoint": self.checkpoint, "rows": df.height,

@@ -49,6 +49,18 @@ class CrossSectionalDataModule(L.LightningDataModule):
             ``universe``, "all" = every eligible stock of the market, or a membership
             name. Train on CSI500 and export the whole market with ``test_universe: all``,
             so the backtest can evaluate every universe.
+        label_scope: the cross-section each day's label is neutralized and ranked /
+            z-scored in: "universe" = the day's batch stocks (training universe on
+            training/validation days, test universe on test days), "market" = every
+            eligible stock of the market (a CSI 500 member's label is then its return
+            relative to the whole market). Rank IC metrics are the same either way
+            (ranks within a subset keep their order); the IC and MSE losses see
+            different label spacing and offsets.
+        exclude: stock-days given no label, so they leave training batches and test
+            metrics (test days still score and export them): "st" (ST on day t),
+            "limit_t" (closed at limit up or down on t), "no_entry" (cannot be bought at
+            the label's entry, the close of t+1: suspended, limit up, or a no-limit
+            listing day; market.tradability). Counts go to the data report.
         min_valid_frac: minimum share of the window's days with a valid bar; stocks
             below it are excluded that day (never padded).
         n_size_groups: size groups (quantiles of log market cap per day) for DecompGRU.
@@ -70,6 +82,8 @@ class CrossSectionalDataModule(L.LightningDataModule):
                  train_start: str | None = None, val_start: str = "2018-01-01",
                  test_start: str = "2019-01-01", test_end: str | None = None,
                  universe: str | None = None, test_universe: str = "same",
+                 label_scope: Literal["universe", "market"] = "universe",
+                 exclude: list[Literal["st", "limit_t", "no_entry"]] | None = None,
                  min_valid_frac: float = 0.9,
                  n_size_groups: int = 5, norm_sample_days: int = 32,
                  norm_max_windows: int = 16384, clip: float = 3.0,
@@ -82,6 +96,13 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.label_transform, self.neutralize = label_transform, neutralize
         self.dates_cfg = (train_start, val_start, test_start, test_end)
         self.universe, self.test_universe = universe, test_universe
+        self.label_scope, self.exclude = label_scope, list(exclude or [])
+        if label_scope not in ("universe", "market"):
+            raise ValueError(f"label_scope must be 'universe' or 'market', got {label_scope!r}")
+        unknown = set(self.exclude) - {"st", "limit_t", "no_entry"}
+        if unknown:
+            raise ValueError(f"exclude: unknown {sorted(unknown)}; choose among st, limit_t, "
+                             "no_entry")
         self.min_valid_frac = min_valid_frac
         self.n_size_groups, self.norm_sample_days, self.clip = n_size_groups, norm_sample_days, clip
         self.norm_max_windows = norm_max_windows
@@ -110,13 +131,34 @@ class CrossSectionalDataModule(L.LightningDataModule):
         first_test = self.panel.date_index(self.dates_cfg[2])
         self.eligible = eligible & self._membership(self.universe)
         self.eligible[first_test:] = (eligible & self._membership(test_universe))[first_test:]
-        self.labels = make_labels(self.panel, self.horizon, eligible, self.label_transform,
+        label_mask = (eligible if self.label_scope == "market" else self.eligible).copy()
+        label_mask &= ~self._excluded()
+        self.labels = make_labels(self.panel, self.horizon, label_mask, self.label_transform,
                                   self.neutralize)
         if self.shuffle_labels:
             self.labels = _permute_within_days(self.labels, np.random.default_rng(12345))
         self.splits = self._make_splits()
         self.normalizer = self._fit_normalizer(self.splits["train"].days)
         self._report()
+
+    def _excluded(self) -> np.ndarray:
+        """[D, S] stock-days given no label (``exclude``), counted in the data report."""
+        out = np.zeros(self.panel.valid.shape, bool)
+        self.exclusions: dict[str, int] = {}
+        if not self.exclude:
+            return out
+        from market.tradability import tradability
+
+        trad = tradability(self.panel)
+        no_entry = np.zeros_like(out)  # the last day has no t+1 (and no label anyway)
+        no_entry[:-1] = ~trad.can_buy[1:]
+        masks = {"st": trad.st, "limit_t": trad.limit_up | trad.limit_down,
+                 "no_entry": no_entry}
+        for name in self.exclude:
+            hit = masks[name] & self.eligible
+            self.exclusions[f"labels_excluded_{name}"] = int(hit.sum())
+            out |= masks[name]
+        return out
 
     def _membership(self, name: str | None) -> np.ndarray | bool:
         if name is None or name == "all":
@@ -183,7 +225,7 @@ class CrossSectionalDataModule(L.LightningDataModule):
         csum = np.cumsum(self.panel.valid, axis=0, dtype=np.int64)
         lag = np.vstack([np.zeros((self.window, csum.shape[1]), np.int64), csum[:-self.window]])
         missing = np.where(valid_in_window, self.window - (csum - lag), 0)
-        self.report = {**self.panel.report,
+        self.report = {**self.panel.report, **getattr(self, "exclusions", {}),
                        "eligible_stock_days": int(self.eligible.sum()),
                        "window_days_filled_with_0": int(missing.sum()),
                        **{f"{k}_days": len(s.days) for k, s in self.splits.items()}}

@@ -181,3 +181,40 @@ def test_normalizer_thinning_above_the_window_cap(market: MarketData) -> None:
     assert 0 < diff.max() < 0.6 and diff.mean() < 0.15
     again = make_dm(market, norm_max_windows=200)
     assert np.array_equal(again.normalizer.median, thin.normalizer.median), "seeded"
+
+
+def test_label_scope_universe_or_market(market: MarketData) -> None:
+    name = sorted(Panel.from_market(market).universes)[0]
+    base = make_dm(market, label_transform="zscore")
+    inside = make_dm(market, universe=name, label_transform="zscore")
+    whole = make_dm(market, universe=name, label_transform="zscore", label_scope="market")
+    t = inside.panel.date_index("2018-01-01")
+    member = inside.panel.universes[name]
+    day = next(d for d in range(inside.window, t) if np.isfinite(inside.labels[d]).sum() > 5)
+    y = inside.labels[day]
+    assert np.isfinite(y[~member[day]]).sum() == 0, "labels only inside the universe"
+    assert abs(np.nanmean(y)) < 1e-5 and abs(np.nanstd(y) - 1) < 1e-4, "z-scored in it"
+    np.testing.assert_array_equal(whole.labels, base.labels)  # the market's labels
+    with pytest.raises(ValueError, match="label_scope"):
+        make_dm(market, label_scope="world")
+
+
+def test_exclusions_remove_labels_not_exports(market: MarketData) -> None:
+    from market.tradability import tradability
+
+    base = make_dm(market)
+    dm = make_dm(market, exclude=["st", "no_entry"])
+    trad = tradability(dm.panel)
+    no_entry = np.zeros_like(trad.suspended)
+    no_entry[:-1] = ~trad.can_buy[1:]
+    hit = (trad.st | no_entry) & base.eligible & np.isfinite(base.labels)
+    assert hit.sum() > 0, "the synthetic market has ST and limit days"
+    assert not np.isfinite(dm.labels[trad.st | no_entry]).any()
+    assert dm.report["labels_excluded_st"] == int((trad.st & dm.eligible).sum())
+    assert dm.report["labels_excluded_no_entry"] == int((no_entry & dm.eligible).sum())
+    day = int(dm.splits["test"].days[0])
+    batch = dm.test_dataloader().dataset[0]
+    assert len(batch["stock"]) == dm.eligible[day].sum(), "excluded stocks are still scored"
+    assert (~batch["mask"].numpy()).sum() >= (hit[day] & dm.eligible[day]).sum()
+    with pytest.raises(ValueError, match="unknown"):
+        make_dm(market, exclude=["halted"])
