@@ -2,8 +2,13 @@
 # Report 1 reproduction on real A-shares (../shared/data or $DEEPFACTOR_CN_DATA):
 # GRU and DecompGRU x IC and MSE losses, yearly rolling windows, then one backtest report.
 # CPU scale by default (configs/cn_cpu_scale.yaml; docs/reproduction.md states it).
-# Full scale (e.g. on a GPU): SCALE="--config configs/protocol.yaml" SEEDS=[0,42,3407]
-#   YEARS=[2016,2017,2018,2019] TRAIN_UNIVERSE=null bash scripts/reproduce_cn.sh
+# Full scale (e.g. on a GPU; all-market training, every training day every epoch, early
+# stopping, 3 seeds):
+#   SCALE="--config configs/protocol.yaml --trainer.precision=bf16-mixed" SEEDS=[0,42,3407] \
+#   YEARS=[2016,2017,2018,2019] OUT=runs/cn_full bash scripts/reproduce_cn.sh
+# Then the docs page: python scripts/results_page.py --report $OUT/report \
+#   --experiments $OUT/experiments/* --intro scripts/reproduction_intro.md \
+#   --out docs/reproduction.md --img docs/img/reproduction
 set -euo pipefail
 YEARS=${YEARS:-[2017,2018,2019]}
 SEEDS=${SEEDS:-[0]}
