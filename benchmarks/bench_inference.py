@@ -7,7 +7,8 @@ Times ``trainer.test`` on the test year with ``FactorWriter`` attached, which is
 CLI runs after fit: every test day's batch (all eligible stocks, about 3,300-3,600 a day on
 ``../shared/data``; 4,000 on the synthetic market), the net's forward pass, the daily
 IC / Rank IC and the parquet export. The net is untrained (speed does not depend on the
-weights). DataModule setup is excluded (bench_data.py times it). Each precision is timed
+weights). DataModule setup is excluded (bench_data.py times it). glibc malloc is tuned as
+``main.py`` tunes it unless ``--no-malloc-tuning``. Each precision is timed
 after one warm-up day; the reference is fp32 (``32-true``) in the same run.
 """
 
@@ -31,6 +32,8 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--limit-days", type=int, default=None, help="score only the first days")
+    p.add_argument("--no-malloc-tuning", action="store_true",
+                   help="skip cli.runtime.tune_malloc (main.py applies it)")
     args = p.parse_args()
     import lightning as L
     import polars as pl
@@ -46,6 +49,10 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.no_malloc_tuning:
+        from cli.runtime import tune_malloc
+
+        tune_malloc()  # as main.py does
     use_cn = args.data == "cn_shared" or (args.data == "auto" and default_cn_shared_root())
     market = CNSharedMarket() if use_cn else SyntheticMarket(n_stocks=4000, n_days=2500)
     year = args.year or (2019 if use_cn else 2023)
