@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,10 +85,17 @@ def test_wandb_offline_run_reads_back(in_tmp: Path, monkeypatch: pytest.MonkeyPa
     import wandb
 
     wandb.finish()  # flush the offline run file before reading it (a CLI process exit does it)
-    run_dir = next((in_tmp / "runs" / "wandb").glob("offline-run-*"))
-    run = read_offline_run(run_dir)
-    logged = {k for step in run["history"] for k in step}
-    assert {"train/loss", "val/rank_ic", "val/rank_icir", "val/ic", "test/rank_ic"} <= logged
+    runs = sorted((in_tmp / "runs" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    expected = {"train/loss", "val/rank_ic", "val/rank_icir", "val/ic", "test/rank_ic"}
+    deadline = time.time() + 60  # wandb's service process writes the file asynchronously
+    while True:
+        run = read_offline_run(runs[0])
+        logged = {k for step in run["history"] for k in step}
+        if expected <= logged and "test/rank_ic" in run["summary"] or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert expected <= logged
     val = [s["val/rank_ic"] for s in run["history"] if "val/rank_ic" in s]
     assert len(val) == 2 and all(-1 <= v <= 1 for v in val)
     test_ic = [s["test/rank_ic"] for s in run["history"] if "test/rank_ic" in s]
