@@ -205,9 +205,9 @@ def align_factor(df: pl.DataFrame, panel: Panel, path: str | Path = "<memory>",
     return out, row
 
 
-def _factor_name(path: str | Path) -> str:
+def _factor_name(path: str | Path, metadata: dict[str, Any]) -> str:
     stem = Path(path).stem
-    experiment = factor_metadata(path).get("experiment") if stem.startswith("factor") else None
+    experiment = metadata.get("experiment") if stem.startswith("factor") else None
     return f"{experiment}{stem[len('factor'):]}" if experiment else stem
 
 
@@ -218,7 +218,8 @@ def load_factors(paths: Sequence[str | Path], panel: Panel,
         raise ValueError("no factor files given")
     names, values, spans, meta, rows = [], {}, {}, {}, []
     for path in paths:
-        name = _factor_name(path)
+        file_meta = factor_metadata(path)
+        name = _factor_name(path, file_meta)
         base, k = name, 2
         while name in values:
             name, k = f"{base}_{k}", k + 1
@@ -227,7 +228,7 @@ def load_factors(paths: Sequence[str | Path], panel: Panel,
         names.append(name)
         values[name] = arr
         spans[name] = (panel.date_index(row["first_date"]), panel.date_index(row["last_date"]))
-        meta[name] = factor_metadata(path)
+        meta[name] = file_meta
         rows.append({"factor": name, "file": str(path), **row})
     return Factors(names, values, spans, meta, pl.DataFrame(rows))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Literal
+from typing import Literal, get_args
 
 import lightning as L
 import numpy as np
@@ -19,6 +19,8 @@ from market.panel import Panel
 from market.sources import MarketSource, SyntheticMarket, load_panel
 
 log = logging.getLogger(__name__)
+
+Exclusion = Literal["st", "limit_t", "no_entry"]  # label exclusions (``exclude``)
 DEFAULT_FEATURES = ["open", "high", "low", "close", "vwap", "volume"]
 
 
@@ -83,7 +85,7 @@ class CrossSectionalDataModule(L.LightningDataModule):
                  test_start: str = "2019-01-01", test_end: str | None = None,
                  universe: str | None = None, test_universe: str = "same",
                  label_scope: Literal["universe", "market"] = "universe",
-                 exclude: list[Literal["st", "limit_t", "no_entry"]] | None = None,
+                 exclude: list[Exclusion] | None = None,
                  min_valid_frac: float = 0.9,
                  n_size_groups: int = 5, norm_sample_days: int = 32,
                  norm_max_windows: int = 16384, clip: float = 3.0,
@@ -99,10 +101,10 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.label_scope, self.exclude = label_scope, list(exclude or [])
         if label_scope not in ("universe", "market"):
             raise ValueError(f"label_scope must be 'universe' or 'market', got {label_scope!r}")
-        unknown = set(self.exclude) - {"st", "limit_t", "no_entry"}
+        unknown = set(self.exclude) - set(get_args(Exclusion))
         if unknown:
-            raise ValueError(f"exclude: unknown {sorted(unknown)}; choose among st, limit_t, "
-                             "no_entry")
+            raise ValueError(f"exclude: unknown {sorted(unknown)}; choose among "
+                             f"{', '.join(get_args(Exclusion))}")
         self.min_valid_frac = min_valid_frac
         self.n_size_groups, self.norm_sample_days, self.clip = n_size_groups, norm_sample_days, clip
         self.norm_max_windows = norm_max_windows
@@ -132,21 +134,22 @@ class CrossSectionalDataModule(L.LightningDataModule):
         self.eligible = eligible & self._membership(self.universe)
         self.eligible[first_test:] = (eligible & self._membership(test_universe))[first_test:]
         label_mask = (eligible if self.label_scope == "market" else self.eligible).copy()
-        label_mask &= ~self._excluded()
+        excluded, self.exclusions = self._excluded()
+        label_mask &= ~excluded
         self.labels = make_labels(self.panel, self.horizon, label_mask, self.label_transform,
                                   self.neutralize)
         if self.shuffle_labels:
             self.labels = _permute_within_days(self.labels, np.random.default_rng(12345))
         self.splits = self._make_splits()
-        self.normalizer = self._fit_normalizer(self.splits["train"].days)
+        self.normalizer = self._fit_normalizer()
         self._report()
 
-    def _excluded(self) -> np.ndarray:
-        """[D, S] stock-days given no label (``exclude``), counted in the data report."""
+    def _excluded(self) -> tuple[np.ndarray, dict[str, int]]:
+        """[D, S] stock-days given no label (``exclude``) and their counts per reason among
+        the eligible stock-days (for the data report)."""
         out = np.zeros(self.panel.valid.shape, bool)
-        self.exclusions: dict[str, int] = {}
         if not self.exclude:
-            return out
+            return out, {}
         from market.tradability import tradability
 
         trad = tradability(self.panel)
@@ -154,11 +157,11 @@ class CrossSectionalDataModule(L.LightningDataModule):
         no_entry[:-1] = ~trad.can_buy[1:]
         masks = {"st": trad.st, "limit_t": trad.limit_up | trad.limit_down,
                  "no_entry": no_entry}
+        counts = {}
         for name in self.exclude:
-            hit = masks[name] & self.eligible
-            self.exclusions[f"labels_excluded_{name}"] = int(hit.sum())
+            counts[f"labels_excluded_{name}"] = int((masks[name] & self.eligible).sum())
             out |= masks[name]
-        return out
+        return out, counts
 
     def _membership(self, name: str | None) -> np.ndarray | bool:
         if name is None or name == "all":
@@ -194,7 +197,12 @@ class CrossSectionalDataModule(L.LightningDataModule):
             out[name] = Split(name, keep, train=name == "train")
         return out
 
-    def _fit_normalizer(self, train_days: np.ndarray) -> RobustNormalizer:
+    def normalizer_sample(self) -> list[tuple[int, np.ndarray]]:
+        """(day, stocks) pairs fitting the normalizers: ``norm_sample_days`` training days
+        evenly spread, their eligible stocks, at most ``norm_max_windows`` in all (each
+        day thinned by the same seeded fraction). Deterministic, so every normalizer
+        (daily and intraday) sees the same stock-days."""
+        train_days = self.splits["train"].days
         pick = np.unique(np.linspace(0, len(train_days) - 1, self.norm_sample_days).round()
                          .astype(int))
         days = train_days[pick]
@@ -205,7 +213,10 @@ class CrossSectionalDataModule(L.LightningDataModule):
             keep = self.norm_max_windows / total
             stocks = [np.sort(rng.choice(s, max(1, round(len(s) * keep)), replace=False))
                       for s in stocks]
-        wins = [self.raw_windows(int(day), s) for day, s in zip(days, stocks)]
+        return [(int(day), s) for day, s in zip(days, stocks)]
+
+    def _fit_normalizer(self) -> RobustNormalizer:
+        wins = [self.raw_windows(day, s) for day, s in self.normalizer_sample()]
         return RobustNormalizer(self.clip).fit(np.concatenate(wins))
 
     def raw_windows(self, day: int, stocks: np.ndarray) -> np.ndarray:
@@ -225,7 +236,7 @@ class CrossSectionalDataModule(L.LightningDataModule):
         csum = np.cumsum(self.panel.valid, axis=0, dtype=np.int64)
         lag = np.vstack([np.zeros((self.window, csum.shape[1]), np.int64), csum[:-self.window]])
         missing = np.where(valid_in_window, self.window - (csum - lag), 0)
-        self.report = {**self.panel.report, **getattr(self, "exclusions", {}),
+        self.report = {**self.panel.report, **self.exclusions,
                        "eligible_stock_days": int(self.eligible.sum()),
                        "window_days_filled_with_0": int(missing.sum()),
                        **{f"{k}_days": len(s.days) for k, s in self.splits.items()}}

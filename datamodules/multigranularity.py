@@ -157,10 +157,7 @@ class MultiGranularityDataModule(CrossSectionalDataModule):
         self._report_intraday()
 
     def _fit_intraday_normalizer(self, granularity: str) -> RobustNormalizer:
-        days = self.splits["train"].days
-        pick = np.unique(np.linspace(0, len(days) - 1, self.norm_sample_days).round().astype(int))
-        wins = [self.raw_intraday(granularity, int(d), np.nonzero(self.eligible[d])[0])
-                for d in days[pick]]
+        wins = [self.raw_intraday(granularity, day, s) for day, s in self.normalizer_sample()]
         return RobustNormalizer(self.clip).fit(np.concatenate(wins))
 
     def raw_intraday(self, granularity: str, day: int, stocks: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--models", nargs="+", default=[*MODELS, *ENSEMBLES, "oracle"])
     args = p.parse_args()
+    from cli.rolling_report import _dense
     from datamodules.multigranularity import MultiGranularityDataModule
     from market.returns import daily_rank_ic
     from market.sources import SyntheticMarket
@@ -50,12 +51,7 @@ def main() -> None:
     parts = {"intraday": oracle_intra, "daily-visible": oracle_all - oracle_intra}
 
     def dense(path: Path) -> np.ndarray:
-        df = pl.read_parquet(path)
-        out = np.full(dm.eligible.shape, np.nan)
-        di = np.searchsorted(dm.panel.dates, df["date"].to_numpy().astype("datetime64[D]"))
-        si = np.searchsorted(dm.panel.codes, df["code"].to_numpy().astype(str))
-        out[di, si] = df["score"].to_numpy()
-        return out
+        return _dense(pl.read_parquet(path), "score", dm.panel.dates, dm.panel.codes)
 
     def files(name: str, seed: int) -> Path:
         if name in ENSEMBLES:
