@@ -137,7 +137,7 @@ class CrossSectionalDataModule(L.LightningDataModule):
         excluded, self.exclusions = self._excluded()
         label_mask &= ~excluded
         self.labels = make_labels(self.panel, self.horizon, label_mask, self.label_transform,
-                                  self.neutralize)
+                                  self.neutralize, log_mcap=self.log_mcap)
         if self.shuffle_labels:
             self.labels = _permute_within_days(self.labels, np.random.default_rng(12345))
         self.splits = self._make_splits()

@@ -6,6 +6,13 @@ cap and industry dummies by OLS over the day's eligible stocks, then per day eit
 ranked (mapped to uniform scores and z-scored; for the IC loss) or z-scored (for MSE).
 Only prices after t enter the label of day t, and the split logic keeps every training
 label's last price before the first validation day.
+
+The functions below compute :mod:`market.returns`'s ``forward_returns``, ``neutralize``
+and ``cross_sectional_rank`` (the plain reference, kept there) bit-identically in fewer
+passes over the ``[D, S]`` arrays: the same floating-point operations with every sum
+accumulated in the same order, without scipy's rankdata, 2-D fancy indexing or
+index-accumulation temporaries (labels of the full A-share market: 4.6 s -> about 1 s,
+docs/speed.md). ``tests/test_data_speed_equivalence.py`` checks them against the reference.
 """
 
 from __future__ import annotations
@@ -15,27 +22,132 @@ from typing import Literal
 import numpy as np
 
 from market.panel import Panel
-from market.returns import cross_sectional_rank, cross_sectional_zscore, forward_returns
-from market.returns import neutralize as ols_neutralize
+from market.returns import cross_sectional_zscore
 
 
 def log_market_cap(panel: Panel) -> np.ndarray:
     """[D, S] log total market cap, NaN where unknown or non-positive."""
     mcap = panel.market_cap()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(mcap > 0, np.log(mcap), np.nan)
+    out = np.full(mcap.shape, np.nan)
+    with np.errstate(invalid="ignore"):  # NaN market caps compare False: stay NaN
+        return np.log(mcap, out=out, where=mcap > 0)
+
+
+def forward_fill_rows(a: np.ndarray) -> np.ndarray:
+    """Copy of ``a`` [D, S] with NaN replaced by the last non-NaN value above (NaN before
+    the first one). Same values as ``market.returns.forward_fill(a, ~np.isnan(a))``; one
+    row-by-row pass instead of index accumulations over the whole array (10x faster)."""
+    out = np.array(a, copy=True)
+    for t in range(1, len(out)):
+        row = out[t]
+        np.copyto(row, out[t - 1], where=np.isnan(row))
+    return out
+
+
+def forward_returns(panel: Panel, horizon: int, entry_lag: int = 1) -> np.ndarray:
+    """[D, S] float64 return from the close of t+entry_lag to the close of
+    t+entry_lag+horizon: :func:`market.returns.forward_returns` (the definition and its
+    conventions are there), bit-identical, without [D, S] index temporaries."""
+    if horizon < 1 or entry_lag < 0:
+        raise ValueError(f"horizon must be >= 1 and entry_lag >= 0, got {horizon}, {entry_lag}")
+    price = forward_fill_rows(panel["adj_close"])
+    price[~np.asarray(panel.listed)] = np.nan  # after delisting the exit is unknown
+    out = np.full(price.shape, np.nan)
+    n = len(panel.dates) - entry_lag - horizon
+    if n > 0:
+        entry = price[entry_lag:entry_lag + n].copy()
+        entry[~np.asarray(panel.valid[entry_lag:entry_lag + n])] = np.nan  # no bar: no entry
+        np.divide(price[entry_lag + horizon:entry_lag + horizon + n], entry, out=out[:n])
+        out[:n] -= 1
+    return out
+
+
+def ols_residuals(y: np.ndarray, exposure: np.ndarray, groups: np.ndarray,
+                  mask: np.ndarray) -> np.ndarray:
+    """Per-day OLS residual of ``y`` on ``[industry dummies, exposure]`` over ``mask``:
+    :func:`market.returns.neutralize` (Frisch-Waugh-Lovell, see there), bit-identical.
+
+    Works on the flat positions of the regression's stock-days (row-major, the order the
+    reference's ``np.nonzero`` gives, so every ``bincount`` sum is accumulated in the same
+    order) gathered with ``np.take`` instead of 2-D fancy indexing.
+    """
+    m = mask & np.isfinite(y) & np.isfinite(exposure)
+    d, s = y.shape
+    flat = np.flatnonzero(m)
+    d_idx = flat // s
+    n_groups = int(groups.max()) + 1 if groups.size else 1
+    key = d_idx * n_groups
+    key += np.take(groups, flat)
+    yv = np.take(y, flat).astype(np.float64, copy=False)
+    xv = np.take(exposure, flat).astype(np.float64, copy=False)
+    size = d * n_groups
+    cnt = np.maximum(np.bincount(key, minlength=size), 1)
+    yt = yv - np.take(np.bincount(key, yv, size) / cnt, key)
+    xt = xv - np.take(np.bincount(key, xv, size) / cnt, key)
+    sxy = np.bincount(d_idx, xt * yt, d)
+    sxx = np.bincount(d_idx, xt * xt, d)
+    beta = np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 1e-12)
+    xt *= np.take(beta, d_idx)
+    yt -= xt
+    out = np.full(y.shape, np.nan)
+    np.put(out, flat, yt)
+    return out
+
+
+def cross_sectional_rank(y: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """:func:`market.returns.cross_sectional_rank`, bit-identical: per-day average ranks
+    (ties averaged, as ``scipy.stats.rankdata``) mapped to uniform scores
+    ``(r - 0.5) / n - 0.5``, then z-scored (std with ddof=0; a constant day -> 0); NaN
+    outside ``mask`` / non-finite.
+
+    One pass over the days: each day sorts only its own finite values (numpy's SIMD sort,
+    no NaN handling) and standardizes them with the reference's own sums (``nanmean`` /
+    ``nanstd`` = sums over the whole day row with 0 outside the mask, in the same order),
+    instead of scipy's rankdata and four ``[D, S]`` nan-reductions (5x faster).
+    """
+    m = np.isfinite(y) if mask is None else mask & np.isfinite(y)
+    d, s = y.shape
+    out = np.full((d, s), np.nan)
+    full = np.zeros(s)
+    for day in range(d):
+        inside = m[day]
+        idx = np.flatnonzero(inside)
+        k = len(idx)
+        if k == 0:
+            continue
+        order = np.argsort(y[day, idx])
+        ranked = y[day, idx[order]]
+        r = np.arange(1.0, k + 1)  # rank of the j-th smallest, unless tied
+        tied = ranked[1:] == ranked[:-1]
+        if tied.any():  # every tied run gets its mean rank
+            start = np.flatnonzero(np.r_[True, ~tied])
+            end = np.r_[start[1:], k]  # exclusive
+            r = np.repeat((start + 1 + end) / 2.0, end - start)
+        r -= 0.5
+        r /= k
+        r -= 0.5
+        full[:] = 0.0  # the reference's nan-reductions: 0 outside the mask, row order
+        full[idx[order]] = r
+        dev = full - full.sum() / k
+        dev[~inside] = 0.0
+        sd = np.sqrt((dev * dev).sum() / k)
+        out[day, idx] = dev[idx] / sd if sd > 1e-12 else 0.0
+    return out
 
 
 def make_labels(panel: Panel, horizon: int, eligible: np.ndarray,
                 transform: Literal["rank", "zscore", "raw"] = "rank",
-                neutralize: bool = True) -> np.ndarray:
-    """[D, S] float32 labels, NaN where the stock is not eligible or the return is unknown."""
+                neutralize: bool = True, log_mcap: np.ndarray | None = None) -> np.ndarray:
+    """[D, S] float32 labels, NaN where the stock is not eligible or the return is unknown.
+
+    ``log_mcap``: :func:`log_market_cap` of ``panel`` when the caller has it already.
+    """
     fwd = forward_returns(panel, horizon)
     mask = eligible & np.isfinite(fwd)
     if neutralize:
-        lmc = log_market_cap(panel)
+        lmc = log_market_cap(panel) if log_mcap is None else log_mcap
         mask &= np.isfinite(lmc)
-        y = ols_neutralize(fwd, lmc, panel.industry.astype(np.int64), mask)
+        y = ols_residuals(fwd, lmc, panel.industry, mask)
     else:
         y = np.where(mask, fwd, np.nan)
     if transform == "rank":

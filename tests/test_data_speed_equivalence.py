@@ -1,0 +1,107 @@
+"""The fast data paths (issue 8) against the plain formulas they replace.
+
+Labels: :mod:`datamodules.labels` against :mod:`market.returns` (bit-identical).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import market.returns as ref
+from datamodules import labels
+from market.panel import Panel
+from market.synthetic import generate_market
+
+
+@pytest.fixture(scope="module")
+def panel() -> Panel:
+    # listings, delistings and suspensions: NaN runs, entries without a bar, exits after
+    # delisting
+    return Panel.from_market(generate_market(n_stocks=120, n_days=500, seed=11,
+                                             listing_fraction=0.3, suspension_rate=0.02))
+
+
+def _identical(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)  # NaN == NaN here, everything else bit for bit
+
+
+def test_forward_fill_rows_matches_forward_fill(panel: Panel) -> None:
+    a = np.array(panel["adj_close"])
+    _identical(labels.forward_fill_rows(a), ref.forward_fill(a, ~np.isnan(a)))
+
+
+@pytest.mark.parametrize("horizon,entry_lag", [(1, 1), (10, 1), (5, 0), (600, 1)])
+def test_forward_returns_identical(panel: Panel, horizon: int, entry_lag: int) -> None:
+    _identical(labels.forward_returns(panel, horizon, entry_lag),
+               ref.forward_returns(panel, horizon, entry_lag))
+
+
+def test_forward_returns_rejects_bad_arguments(panel: Panel) -> None:
+    with pytest.raises(ValueError):
+        labels.forward_returns(panel, 0)
+
+
+def test_log_market_cap_as_the_plain_formula(panel: Panel) -> None:
+    panel = dataclasses.replace(panel, fields=dict(panel.fields))  # the fixture stays as is
+    mcap = panel.market_cap()
+    mcap[::7, ::5] = 0.0  # non-positive caps give NaN
+    mcap[::11, ::3] = -1.0
+    panel.fields["total_shares"] = (mcap / panel["close"].astype(np.float64)).astype(np.float32)
+    mcap = panel.market_cap()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(mcap > 0, np.log(mcap), np.nan)
+    _identical(labels.log_market_cap(panel), expected)
+
+
+def test_ols_residuals_identical(panel: Panel) -> None:
+    y = ref.forward_returns(panel, 5)
+    lmc = labels.log_market_cap(panel)
+    rng = np.random.default_rng(0)
+    mask = panel.valid & (rng.random(y.shape) > 0.1)
+    mask[40] = False  # a day without stocks
+    groups = panel.industry.copy()
+    groups[50, :] = 0  # a day with one industry
+    _identical(labels.ols_residuals(y, lmc, groups, mask),
+               ref.neutralize(y, lmc, groups.astype(np.int64), mask))
+
+
+def test_cross_sectional_rank_identical_with_ties_and_empty_days() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal((60, 300))
+    y[::3] = np.round(y[::3], 1)  # many ties
+    y[5] = 2.0  # a constant day: 0 everywhere
+    y[rng.random(y.shape) < 0.2] = np.nan
+    y[7, :] = np.nan  # an empty day
+    y[8, :-1] = np.nan  # a one-stock day
+    mask = rng.random(y.shape) > 0.1
+    for m in (mask, None):
+        _identical(labels.cross_sectional_rank(y, m), ref.cross_sectional_rank(y, m))
+
+
+@pytest.mark.parametrize("transform", ["rank", "zscore", "raw"])
+@pytest.mark.parametrize("neutralize", [True, False])
+def test_make_labels_as_the_reference_pipeline(panel: Panel, transform: str,
+                                               neutralize: bool) -> None:
+    eligible = panel.valid & (np.random.default_rng(2).random(panel.valid.shape) > 0.05)
+    fwd = ref.forward_returns(panel, 10)
+    mask = eligible & np.isfinite(fwd)
+    if neutralize:
+        mcap = panel.market_cap()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lmc = np.where(mcap > 0, np.log(mcap), np.nan)
+        mask &= np.isfinite(lmc)
+        y = ref.neutralize(fwd, lmc, panel.industry.astype(np.int64), mask)
+    else:
+        y = np.where(mask, fwd, np.nan)
+    y = {"rank": lambda: ref.cross_sectional_rank(y, mask),
+         "zscore": lambda: ref.cross_sectional_zscore(y, mask), "raw": lambda: y}[transform]()
+    got = labels.make_labels(panel, 10, eligible, transform, neutralize)
+    _identical(got, y.astype(np.float32))
+    if neutralize:
+        lmc = labels.log_market_cap(panel)
+        _identical(labels.make_labels(panel, 10, eligible, transform, neutralize, log_mcap=lmc),
+                   got)
