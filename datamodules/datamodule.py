@@ -13,7 +13,8 @@ from jsonargparse import lazy_instance
 from torch.utils.data import DataLoader
 
 from datamodules.dataset import DayDataset, EpochShuffleSampler, Split
-from datamodules.features import RobustNormalizer, build_inputs, eligibility, scale_windows
+from datamodules.features import (RobustNormalizer, build_inputs, eligibility, scale_windows,
+                                  window_counts)
 from datamodules.labels import log_market_cap, make_labels
 from market.panel import Panel
 from market.sources import MarketSource, SyntheticMarket, load_panel
@@ -118,7 +119,8 @@ class CrossSectionalDataModule(L.LightningDataModule):
             return
         self.panel = load_panel(self.market, self.cache_dir)
         # stock-major [S, D, F]: one stock's window is one contiguous block, so a day's
-        # batch is a single gather (no transpose of a [W, S, F] slab)
+        # batch is a single gather (no transpose of a [W, S, F] slab); build_inputs fills
+        # that layout already (ascontiguousarray copies nothing)
         self.inputs = np.ascontiguousarray(
             build_inputs(self.panel, self.features).transpose(1, 0, 2))
         eligible = eligibility(self.panel, self.window, self.min_valid_frac)
@@ -232,13 +234,14 @@ class CrossSectionalDataModule(L.LightningDataModule):
         return rank * self.n_size_groups // max(len(stocks), 1)
 
     def _report(self) -> None:
-        valid_in_window = self.eligible  # eligible days guarantee a bar on t
-        csum = np.cumsum(self.panel.valid, axis=0, dtype=np.int64)
-        lag = np.vstack([np.zeros((self.window, csum.shape[1]), np.int64), csum[:-self.window]])
-        missing = np.where(valid_in_window, self.window - (csum - lag), 0)
+        # eligible days guarantee a bar on t; the window's other days without one are 0
+        eligible_days = int(self.eligible.sum())
+        valid_in_window = window_counts(self.panel.valid, self.window)
+        missing = self.window * eligible_days - int(
+            np.sum(valid_in_window, where=self.eligible, dtype=np.int64))
         self.report = {**self.panel.report, **self.exclusions,
-                       "eligible_stock_days": int(self.eligible.sum()),
-                       "window_days_filled_with_0": int(missing.sum()),
+                       "eligible_stock_days": eligible_days,
+                       "window_days_filled_with_0": missing,
                        **{f"{k}_days": len(s.days) for k, s in self.splits.items()}}
         log.info("data report: %s", self.report)
 

@@ -1,17 +1,22 @@
 """The fast data paths (issue 8) against the plain formulas they replace.
 
-Labels: :mod:`datamodules.labels` against :mod:`market.returns` (bit-identical).
+Labels: :mod:`datamodules.labels` against :mod:`market.returns`; inputs, eligibility and
+the normalizer's statistics against the per-feature / cumulative-sum / ``np.nanmedian``
+formulas they replaced. All bit-identical.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
 
 import market.returns as ref
 from datamodules import labels
+from datamodules.features import (PRICE_FEATURES, RobustNormalizer, build_inputs, eligibility,
+                                  nanmedian_rows, window_counts)
 from market.panel import Panel
 from market.synthetic import generate_market
 
@@ -105,3 +110,61 @@ def test_make_labels_as_the_reference_pipeline(panel: Panel, transform: str,
         lmc = labels.log_market_cap(panel)
         _identical(labels.make_labels(panel, 10, eligible, transform, neutralize, log_mcap=lmc),
                    got)
+
+
+def test_build_inputs_as_the_per_feature_formula(panel: Panel) -> None:
+    feats = ["open", "high", "low", "close", "vwap", "volume", "amount"]
+    ratio = panel["adj_close"] / panel["close"]
+    expected = np.empty((*panel.shape, len(feats)), np.float32)
+    for k, name in enumerate(feats):
+        col = panel[name] * ratio if name in PRICE_FEATURES else \
+            panel[name] / ratio if name == "volume" else panel[name]
+        expected[..., k] = np.where(panel.valid, col, np.nan)
+    for block in (64, 7, 10_000):  # blocks of days: several, a ragged last one, one
+        got = build_inputs(panel, feats, block=block)
+        _identical(got, expected)
+        assert got.transpose(1, 0, 2).flags.c_contiguous  # stock-major memory
+
+
+def test_window_counts_and_eligibility_as_cumulative_sums(panel: Panel) -> None:
+    valid = np.asarray(panel.valid)
+    for window in (1, 5, 40, 700):
+        csum = np.vstack([np.zeros((1, valid.shape[1]), np.int64), np.cumsum(valid, axis=0)])
+        t = np.arange(len(valid))
+        expected = csum[t + 1] - csum[np.maximum(t - window + 1, 0)]
+        _identical(window_counts(valid, window), expected.astype(np.int32))
+        first = np.argmax(panel.listed, axis=0)
+        full = (t[:, None] - window + 1) >= first[None, :]
+        _identical(eligibility(panel, window, 0.9),
+                   valid & full & (expected >= np.ceil(0.9 * window)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 599, 600, 601, 1500])  # numpy's small / large paths
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nanmedian_rows_as_numpy(n: int, dtype: type) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 30)).astype(dtype)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 3] = np.nan  # all NaN
+    x[: n // 2, 5] = np.nan
+    x[:, 7] = np.round(x[:, 7], 1)  # ties
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on the all-NaN column
+        expected = np.nanmedian(x, axis=0)
+    _identical(nanmedian_rows(np.ascontiguousarray(x.T)), expected)
+
+
+def test_normalizer_fit_as_nanmedian_and_mad() -> None:
+    rng = np.random.default_rng(3)
+    win = (1 + 0.1 * rng.standard_normal((2000, 50, 6))).astype(np.float32)
+    win[rng.random(win.shape) < 0.05] = np.nan
+    win[:, -1, 3] = 1.0  # the last close: constant, sigma 1
+    win[:, 10, 2] = np.nan  # a lag without data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(win, axis=0)
+        mad = np.nanmedian(np.abs(win - med), axis=0) * 1.4826
+    norm = RobustNormalizer().fit(win.copy())
+    _identical(norm.median, np.nan_to_num(med).astype(np.float32))
+    _identical(norm.sigma, np.where(np.isfinite(mad) & (mad > 1e-8), mad, 1.0)
+               .astype(np.float32))
