@@ -108,7 +108,8 @@ class MarketContext:
             exit_, entry = self._trade["exit"], self._trade["entry"]
             out = np.full(self.price.shape, np.nan)
             n = len(self.dates) - 1 - horizon
-            if n > 0:
-                out[:n] = exit_[1 + horizon:] / entry[:n] - 1.0
+            if n > 0:  # in place: no [D, S] temporaries
+                np.divide(exit_[1 + horizon:], entry[:n], out=out[:n])
+                out[:n] -= 1.0
             self._forward[horizon] = out
         return self._forward[horizon]

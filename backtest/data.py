@@ -22,6 +22,8 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from backtest.jit import scatter_unique
+
 from market.io import read_membership
 from market.panel import Panel, membership_mask
 from market.sources import CNSharedMarket, MarketDirectory, MarketSource, SyntheticMarket
@@ -172,11 +174,10 @@ def align_factor(df: pl.DataFrame, panel: Panel, path: str | Path = "<memory>",
     unless ``allow_unmatched`` (then they are dropped and counted in the coverage row).
     """
     di, d_ok = _date_index(df, panel.dates)
-    lookup = pl.DataFrame({"code": panel.codes.astype(str),
-                           "__si": np.arange(len(panel.codes), dtype=np.int64)})
-    si_col = df.select("code").join(lookup, on="code", how="left", maintain_order="left")["__si"]
+    # the panel's codes as an Enum: a row's physical value is its column (null: unknown)
+    si_col = df["code"].cast(pl.Enum(panel.codes.astype(str).tolist()), strict=False)
     s_ok = si_col.is_not_null().to_numpy()
-    si = si_col.fill_null(0).to_numpy()
+    si = si_col.to_physical().fill_null(0).to_numpy()
     if not allow_unmatched:
         for what, col, ok in (("dates", "date", d_ok), ("codes", "code", s_ok)):
             if not ok.all():
@@ -184,24 +185,21 @@ def align_factor(df: pl.DataFrame, panel: Panel, path: str | Path = "<memory>",
     keep = d_ok & s_ok
     if not keep.any():
         raise ValueError(f"{path}: no row matches the market's dates and codes")
-    score = df["score"].to_numpy().astype(np.float64)
-    finite_score = np.isfinite(score)
-    flat = di[keep] * panel.shape[1] + si[keep]
-    if np.bincount(flat, minlength=panel.shape[0] * panel.shape[1]).max(initial=0) > 1:
-        raise ValueError(f"{path}: duplicate (date, code) rows")
-    out = np.full(panel.shape, np.nan)
-    out.ravel()[flat] = np.where(finite_score, score, np.nan)[keep]
-    first, last = int(di[keep].min()), int(di[keep].max())
-    scored = np.isfinite(out[first:last + 1])
-    valid = panel.valid[first:last + 1]
+    score = np.asarray(df["score"].to_numpy(), dtype=np.float64)
+    out, stats = scatter_unique(di, si, keep, score, *panel.shape,
+                                np.ascontiguousarray(panel.valid))
+    duplicates, non_finite, first, last, scored_valid, valid, scored_not_valid = stats
+    if duplicates:
+        raise ValueError(f"{path}: {duplicates} duplicate (date, code) row(s)")
+    per_day = np.isfinite(out[first:last + 1]).sum(axis=1)
     row = {"rows": df.height, "dropped_unmatched_date": int((~d_ok).sum()),
            "dropped_unmatched_code": int((d_ok & ~s_ok).sum()),
-           "non_finite_scores": int((~finite_score[keep]).sum()),
+           "non_finite_scores": int(non_finite),
            "first_date": str(panel.dates[first]), "last_date": str(panel.dates[last]),
-           "days": int(scored.any(axis=1).sum()),
-           "mean_stocks_per_day": float(scored.sum(axis=1)[scored.any(axis=1)].mean()),
-           "valid_coverage": float((scored & valid).sum() / max(valid.sum(), 1)),
-           "scored_not_valid": int((scored & ~valid).sum())}
+           "days": int((per_day > 0).sum()),
+           "mean_stocks_per_day": float(per_day[per_day > 0].mean()),
+           "valid_coverage": float(scored_valid / max(valid, 1)),
+           "scored_not_valid": int(scored_not_valid)}
     return out, row
 
 

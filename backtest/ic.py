@@ -31,36 +31,18 @@ def daily_ic(score: np.ndarray, ret: np.ndarray, mask: np.ndarray, method: str =
     """[D] per-day IC (``method='pearson'``) or Rank IC (``'rank'``) over ``mask``.
 
     ``sorted_score`` / ``sorted_ret``: optional row sorts of ``score`` / ``ret`` shared
-    between calls (used when the mask is dense; sparse masks are gathered and re-sorted).
+    between calls (one sort per array serves every universe and partner).
     """
     if method not in ("pearson", "rank"):
         raise ValueError(f"method must be 'pearson' or 'rank', got {method!r}")
     if not score.shape == ret.shape == mask.shape:
         raise ValueError(f"score, ret, mask shapes differ: {score.shape}, {ret.shape}, "
                          f"{mask.shape}")
-    m = mask & np.isfinite(score) & np.isfinite(ret)
-    s, r, mc = _compress(m, score, ret)
     if method == "pearson":
-        return row_corr(s, r, mc, min_count=min_stocks)
-    if mc is m:  # not compressed: the shared sorts apply
-        s = sorted_score if sorted_score is not None else s
-        r = sorted_ret if sorted_ret is not None else r
-    return row_rank_corr(s, r, mc, min_count=min_stocks)
-
-
-def _compress(m: np.ndarray, x: np.ndarray, y: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gather each row's masked entries to the left ([D, max count]) when that is narrower.
-
-    A universe like CSI 300 uses 300 of ~4,000 columns a day: ranking the gathered
-    ``[D, 300]`` arrays instead of ``[D, 4000]`` ones gives identical per-day results.
-    """
-    width = int(m.sum(axis=1).max()) if m.size else 0
-    if width > 0.5 * m.shape[1]:
-        return x, y, m
-    idx = np.argsort(~m, axis=1, kind="stable")[:, :max(width, 1)]  # masked entries first
-    take = lambda a: np.take_along_axis(a, idx, axis=1)  # noqa: E731
-    return take(x), take(y), take(m)
+        return row_corr(score, ret, mask, min_count=min_stocks)
+    return row_rank_corr(sorted_score if sorted_score is not None else score,
+                         sorted_ret if sorted_ret is not None else ret, mask,
+                         min_count=min_stocks)
 
 
 def _years(dates: np.ndarray) -> np.ndarray:
@@ -91,10 +73,10 @@ def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray], dates: np.n
                 m = umask[lo:hi + 1]
                 ret = forward[h][lo:hi + 1]
                 key = (h, lo, hi)
-                if key not in sorted_ret and m.mean() > 0.5:
+                if key not in sorted_ret:
                     sorted_ret[key] = SortedRows(ret)
                 rank = daily_ic(score, ret, m, "rank", sorted_score=sorted_score,
-                                sorted_ret=sorted_ret.get(key))
+                                sorted_ret=sorted_ret[key])
                 if h in horizons:
                     ic = daily_ic(score, ret, m, "pearson")
                     daily.append(pl.DataFrame({"factor": name, "universe": uni, "horizon": h,

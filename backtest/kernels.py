@@ -1,4 +1,4 @@
-"""Numeric kernels on dense ``[D, S]`` arrays (day x stock), numpy/scipy only.
+"""Numeric kernels on dense ``[D, S]`` arrays (day x stock).
 
 Cross-sectional kernels work row by row (one row = one day's cross-section) without a
 Python loop over days or stocks; time-series kernels run along axis 0 for every stock
@@ -11,55 +11,33 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from backtest.jit import corr_rows, rank_corr_rows, rank_rows_masked, row_order
+
 
 class SortedRows:
-    """Each row of ``x`` [D, S] sorted once; average ranks within any mask in O(D S).
+    """Each row of ``x`` [D, S] sorted once, to share between rankings under any mask.
 
-    ``ranks(mask)`` equals ``rank_rows(where(mask, x, nan))`` but reuses the sort: the
-    ordinal rank of a masked entry is the running count of masked entries in sorted
-    order, and a tie block's masked entries share the mean of their ordinal ranks (only
-    entries inside tie blocks are touched for that).
+    ``ranks(mask)`` equals ``rank_rows(where(mask, x, nan))``; :func:`row_rank_corr` takes
+    two of these so that one sort per array serves every partner, horizon and universe.
+    The per-row ranking walks the stored order in compiled code (:mod:`backtest.jit`).
     """
 
     def __init__(self, x: np.ndarray) -> None:
-        x = np.asarray(x, dtype=np.float64)
-        self.finite = np.isfinite(x)
-        filled = np.where(self.finite, x, np.inf)  # non-finite sort last
-        order = np.argsort(filled, axis=1)
-        # flat positions of the sorted entries: 1-d take / put are 1.5-3x faster than
-        # take_along_axis / put_along_axis on [2,400 x 3,800] (measured)
-        d, n = filled.shape
-        self.lin = (order + (np.arange(d, dtype=np.int64) * n)[:, None]).ravel()
-        s = np.take(filled.ravel(), self.lin).reshape(d, n)
-        tie = (s[:, 1:] == s[:, :-1]) & np.isfinite(s[:, 1:])
-        self.tie_pos = self.tie_first = self.tie_last = None
-        if tie.any():  # flat positions inside tie blocks, with their block's first / last
-            in_block = np.zeros(s.shape, bool)
-            in_block[:, 1:] = tie
-            in_block[:, :-1] |= tie
-            pos = np.flatnonzero(in_block)
-            opens = np.ones(pos.size, bool)  # a tie entry opens a block unless it ties left
-            opens[1:] = ~tie.ravel()[pos[1:] - 1 - (pos[1:] // s.shape[1])] \
-                | (pos[1:] % s.shape[1] == 0)
-            first = pos[opens]
-            block = np.cumsum(opens) - 1
-            last = np.append(pos[np.flatnonzero(opens)[1:] - 1], pos[-1])
-            self.tie_pos, self.tie_first, self.tie_last = pos, first[block], last[block]
+        self.x = np.ascontiguousarray(x, dtype=np.float64)
+        self.finite = np.isfinite(self.x)
+        self.order = row_order(self.x)
 
     def ranks(self, mask: np.ndarray | None = None) -> np.ndarray:
         """[D, S] average ranks (1..n) among the finite entries in ``mask``; NaN elsewhere."""
-        m = self.finite if mask is None else self.finite & mask
-        ms = np.take(np.ascontiguousarray(m).ravel(), self.lin).reshape(m.shape)
-        flat = np.cumsum(ms.ravel(), dtype=np.int64)  # one 1-d scan, then row offsets
-        base = np.concatenate([[0], flat[ms.shape[1] - 1::ms.shape[1]][:-1]])
-        cum = (flat.reshape(ms.shape) - base[:, None]).astype(np.float64)
-        if self.tie_pos is not None:
-            c, mf = cum.ravel(), ms.ravel()
-            f, last = self.tie_first, self.tie_last
-            c[self.tie_pos] = (c[f] - mf[f] + 1.0 + c[last]) / 2.0
-        out = np.empty(ms.shape)
-        out.ravel()[self.lin] = np.where(ms, cum, np.nan).ravel()
-        return out
+        return rank_rows_masked(self.x, self.order, _mask(mask, self.x.shape))
+
+
+def _mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if mask is None:
+        return np.ones(shape, bool)
+    if mask.shape != shape:
+        raise ValueError(f"mask shape {mask.shape} differs from the data's {shape}")
+    return np.ascontiguousarray(mask, dtype=bool)
 
 
 def rank_rows(x: np.ndarray) -> np.ndarray:
@@ -76,31 +54,15 @@ def row_corr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None,
 
     Uses the entries where ``mask`` (default all) holds and both values are finite. A row
     with fewer than ``min_count`` such entries, or a constant side, gives NaN. Two-pass
-    (centred) sums, so a large common offset does not cost precision.
+    (centred) sums, so a large common offset does not cost precision; a side counts as
+    constant when its centred sum of squares is below 1e-20 x its raw sum of squares
+    (rounding leaves ~1e-32, not 0). Compiled: :func:`backtest.jit.corr_rows`.
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    m = np.isfinite(x) & np.isfinite(y)
-    if mask is not None:
-        m &= mask
-    n = m.sum(axis=1)
-    safe_n = np.maximum(n, 1)
-    mf = m.astype(np.float64)
-    dx = np.where(m, x, 0.0)
-    dy = np.where(m, y, 0.0)
-    scale_x = np.einsum("ij,ij->i", dx, dx)
-    scale_y = np.einsum("ij,ij->i", dy, dy)
-    dx -= (dx.sum(axis=1) / safe_n)[:, None]
-    dy -= (dy.sum(axis=1) / safe_n)[:, None]
-    dx *= mf  # centred inside the mask, 0 outside
-    dy *= mf
-    vx, vy = np.einsum("ij,ij->i", dx, dx), np.einsum("ij,ij->i", dy, dy)
-    cov = np.einsum("ij,ij->i", dx, dy)
-    # a constant row has vx ~ 1e-32 * sum(x^2) from rounding, not 0: compare relatively
-    ok = (n >= min_count) & (vx > 1e-20 * scale_x) & (vy > 1e-20 * scale_y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = cov / np.sqrt(vx * vy)
-    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y shapes differ: {x.shape}, {y.shape}")
+    return corr_rows(x, y, _mask(mask, x.shape), min_count)
 
 
 def row_rank_corr(x: np.ndarray | SortedRows, y: np.ndarray | SortedRows,
@@ -112,10 +74,10 @@ def row_rank_corr(x: np.ndarray | SortedRows, y: np.ndarray | SortedRows,
     """
     sx = x if isinstance(x, SortedRows) else SortedRows(x)
     sy = y if isinstance(y, SortedRows) else SortedRows(y)
-    m = sx.finite & sy.finite
-    if mask is not None:
-        m &= mask
-    return row_corr(sx.ranks(m), sy.ranks(m), m, min_count)
+    if sx.x.shape != sy.x.shape:
+        raise ValueError(f"x and y shapes differ: {sx.x.shape}, {sy.x.shape}")
+    return rank_corr_rows(sx.x, sx.order, sy.x, sy.order, _mask(mask, sx.x.shape),
+                          min_count)
 
 
 def ewm_window_sum(x: np.ndarray, window: int, halflife: float | None = None,

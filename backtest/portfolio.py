@@ -1,4 +1,4 @@
-"""Rebalanced equal-weight long-only portfolios, vectorized over all rebalances at once.
+"""Rebalanced equal-weight long-only portfolios (compiled core: ``backtest.jit``).
 
 Model (shared by the group test and the top-k portfolios):
 - At trade day ``t_i`` the portfolio is rebalanced at the trade price ``X[t_i]`` (adjusted:
@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from backtest.jit import adjusted_price_rows, simulate_rows
 
 
 @dataclass
@@ -55,10 +57,12 @@ class Simulation:
 
 def adjusted_trade_price(raw: np.ndarray, panel_close: np.ndarray, adj_close: np.ndarray,
                          price: np.ndarray) -> np.ndarray:
-    """[D, S] raw trade price (open, vwap) in adjusted units, ``price`` where it is missing."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        adj = raw.astype(np.float64) * (adj_close / panel_close.astype(np.float64))
-    return np.where(np.isfinite(adj) & (adj > 0), adj, price)
+    """[D, S] raw trade price (open, vwap) in adjusted units, ``price`` where it is missing.
+
+    ``raw x adj_close / close`` where that is finite and positive (compiled, one pass).
+    """
+    return adjusted_price_rows(*(np.ascontiguousarray(a) for a in (raw, panel_close,
+                                                                   adj_close, price)))
 
 
 def simulate(price: np.ndarray, trade_price: np.ndarray, trade_days: np.ndarray, end: int,
@@ -76,55 +80,14 @@ def simulate(price: np.ndarray, trade_price: np.ndarray, trade_days: np.ndarray,
         raise ValueError(f"trade days must increase within [0, end={end}] and end < "
                          f"{price.shape[0]}, got {t[:3]}...{t[-1:]}")
     nxt = np.append(t[1:], end)
-    valid = np.arange(holdings.idx.shape[1]) < holdings.counts[:, None]  # [T, W]
-    idx = np.where(valid, holdings.idx, 0)
-    w = valid / np.maximum(holdings.counts, 1)[:, None]  # [T, W] equal weights
-    cash = (holdings.counts == 0).astype(np.float64)  # [T]
-    x0 = trade_price[t[:, None], idx]  # [T, W] entry prices
-    span = int((nxt - t).max())
-    rows = np.minimum(t[:, None] + np.arange(span + 1), end)  # [T, L + 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        growth = np.nan_to_num(price[rows[:, :, None], idx[:, None, :]] / x0[:, None, :])
-        exit_growth = np.nan_to_num(trade_price[nxt[:, None], idx] / x0)  # [T, W]
-    rel = np.einsum("tlw,tw->tl", growth, w) + cash[:, None]  # [T, L + 1] value / entry
-    v_exit = (exit_growth * w).sum(axis=1) + cash  # [T] value at X[t_{i+1}] / entry
-    turnover = _turnover(idx, w, exit_growth / v_exit[:, None] * w, price.shape[1])
-    cost = turnover * fee
-    last_mark = np.append(nxt[:-1] - t[:-1] - 1, end - t[-1])  # rel column of the last mark
-    exit_leg = np.ones(t.size)
-    exit_leg[1:] = v_exit[:-1] / rel[np.arange(t.size - 1), last_mark[:-1]]
-    gross = np.full(price.shape[0], np.nan)
-    net = np.full(price.shape[0], np.nan)
-    gross[t] = exit_leg * rel[:, 0]
-    net[t] = exit_leg * (1.0 - cost) * rel[:, 0]
-    j = np.arange(1, span + 1)
-    inside = j[None, :] <= last_mark[:, None]  # [T, L] days after t_i marked by period i
-    steps = rel[:, 1:] / rel[:, :-1]
-    days = (t[:, None] + j[None, :])[inside]
-    gross[days] = steps[inside]
-    net[days] = steps[inside]
-    return Simulation(gross - 1.0, net - 1.0, turnover, t, int(end))
+    last_mark = np.append(nxt[:-1] - t[:-1] - 1, end - t[-1])  # days after t_i marked by i
+    counts = np.asarray(holdings.counts, dtype=np.int64)
+    if counts.max(initial=0) > holdings.idx.shape[1] or counts.min(initial=0) < 0:
+        raise ValueError("holdings counts must lie in [0, width of idx]")
+    gross, net, turnover = simulate_rows(
+        np.ascontiguousarray(price, dtype=np.float64),
+        np.ascontiguousarray(trade_price, dtype=np.float64), t, nxt, last_mark,
+        np.ascontiguousarray(holdings.idx, dtype=np.int64), counts, float(fee))
+    return Simulation(gross, net, turnover, t, int(end))
 
 
-def _turnover(idx: np.ndarray, w_new: np.ndarray, w_drift: np.ndarray,
-              n_stocks: int) -> np.ndarray:
-    """[T] one-sided turnover: |new weights at trade i - drifted weights of period i-1| / 2.
-
-    Sparse: ``sum |a - b| = sum a + sum b - 2 sum_common min(a, b)`` with the common
-    stocks found by a sorted search on ``row * n_stocks + stock`` keys.
-    """
-    n = idx.shape[0]
-    rows = np.broadcast_to(np.arange(n)[:, None], idx.shape)
-    held_new, held_old = w_new > 0, w_drift[:-1] > 0
-    new_key = (rows * n_stocks + idx)[held_new]
-    old_key = ((rows[1:]) * n_stocks + idx[:-1])[held_old]  # period i-1 seen at trade i
-    new_w, old_w = w_new[held_new], w_drift[:-1][held_old]
-    out = np.bincount(new_key // n_stocks, new_w, n) + np.bincount(old_key // n_stocks, old_w, n)
-    if old_key.size and new_key.size:
-        order = np.argsort(old_key)
-        sorted_key = old_key[order]
-        pos = np.minimum(np.searchsorted(sorted_key, new_key), sorted_key.size - 1)
-        both = sorted_key[pos] == new_key
-        common = np.minimum(new_w[both], old_w[order][pos[both]])
-        out -= 2.0 * np.bincount(new_key[both] // n_stocks, common, n)
-    return np.maximum(out, 0.0) / 2.0

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from backtest.context import TRADE_PRICES, MarketContext
+from backtest.jit import row_order
 from backtest.metrics import performance, yearly_returns
 from backtest.portfolio import Holdings, simulate
 
@@ -46,22 +47,13 @@ def ranked(score: np.ndarray, eligible: np.ndarray, width: int | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
     """([T, width] best eligible stocks by descending score, [T] eligible counts).
 
-    Ties keep stock order (as a stable sort would). Only the ``width`` best are ordered:
-    a partition finds them in O(S) per row, then they alone are sorted.
+    Ties keep stock order (as a stable sort would): :func:`backtest.jit.row_order` sorts
+    packed (value, column) keys, so equal values come in column order.
     """
     ok = eligible & np.isfinite(score)
     n = ok.sum(axis=1)
-    key = np.where(ok, -score, np.inf)
-    k = key.shape[1] if width is None else max(1, min(int(width), key.shape[1]))
-    if k >= key.shape[1]:
-        return np.argsort(key, axis=1, kind="stable"), n
-    kth = np.partition(key, k - 1, axis=1)[:, k - 1:k]  # [T, 1] k-th smallest key
-    tied = (key == kth) & ok
-    need = k - (key < kth).sum(axis=1, keepdims=True)
-    chosen = (key < kth) | (tied & (np.cumsum(tied, axis=1) <= need))
-    pos = np.argsort(~chosen, axis=1, kind="stable")[:, :k]  # chosen first, by position
-    best = np.argsort(np.take_along_axis(key, pos, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(pos, best, axis=1), n
+    k = score.shape[1] if width is None else max(1, min(int(width), score.shape[1]))
+    return row_order(np.where(ok, -score, np.nan))[:, :k], n
 
 
 def equal_weight_market(ctx: MarketContext, universe: np.ndarray) -> np.ndarray:

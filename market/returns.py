@@ -12,16 +12,35 @@ from __future__ import annotations
 
 import warnings
 
+import numba
 import numpy as np
 
 from market.panel import Panel
 
 
 def forward_fill(a: np.ndarray, have: np.ndarray) -> np.ndarray:
-    """Forward-fill ``a`` [D, S] along days from rows where ``have`` is True."""
-    idx = np.where(have, np.arange(a.shape[0])[:, None], 0)
-    out = np.take_along_axis(a, np.maximum.accumulate(idx, axis=0), 0)
-    return np.where(np.maximum.accumulate(have, axis=0), out, np.nan)
+    """Forward-fill ``a`` [D, S] along days from rows where ``have`` is True.
+
+    Day t gets ``a`` at the last day <= t where ``have`` holds; NaN before the first one.
+    Same dtype as ``a`` (floating). One compiled pass (:func:`_forward_fill_rows`).
+    """
+    a = np.asarray(a)
+    if a.shape != have.shape or a.ndim != 2:
+        raise ValueError(f"forward_fill needs two [D, S] arrays, got {a.shape}, {have.shape}")
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"forward_fill needs floating values (NaN fill), got {a.dtype}")
+    return _forward_fill_rows(np.ascontiguousarray(a), np.ascontiguousarray(have, dtype=bool))
+
+
+@numba.njit(cache=True, nogil=True)
+def _forward_fill_rows(a, have):  # pragma: no cover - compiled
+    d, s = a.shape
+    out = np.empty_like(a)
+    out[0] = np.where(have[0], a[0], np.nan)
+    for i in range(1, d):
+        for j in range(s):
+            out[i, j] = a[i, j] if have[i, j] else out[i - 1, j]
+    return out
 
 
 def forward_returns(panel: Panel, horizon: int, entry_lag: int = 1) -> np.ndarray:

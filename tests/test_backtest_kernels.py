@@ -106,7 +106,7 @@ def test_cross_sectional_residual_matches_lstsq() -> None:
 
 
 def test_daily_ic_sparse_universe_and_shared_sorts(data) -> None:
-    """A sparse mask is gathered to narrow arrays; shared sorts give the same numbers."""
+    """A sparse universe and shared sorts give the scipy numbers."""
     from backtest.kernels import SortedRows
 
     x, y, _ = data

@@ -1,0 +1,368 @@
+"""Compiled per-row kernels (numba) behind the hot paths of the backtest.
+
+Every kernel here has a plain-numpy reference in :mod:`backtest.kernels` /
+:mod:`backtest.portfolio` with the same definition; ``tests/test_backtest_jit.py`` checks
+them against each other. They run one day (row) per task over both cores
+(``numba.prange``) and touch each input once, without [D, S] temporaries: on this
+project's 2-core machine a numpy pass over a 10M-element array costs 0.05-0.3 s, so the
+numpy versions were dominated by temporaries, gathers and scatters rather than arithmetic.
+
+Compiled code is cached on disk (``cache=True``, next to this file or under
+``NUMBA_CACHE_DIR``): the first call in a fresh checkout compiles for a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # x / 0 -> inf / nan
+
+
+@numba.njit(inline="always", **_JIT)
+def _member_corr(a, b, member, ma, mb):  # pragma: no cover - compiled
+    """Pearson correlation of one row's members around the means ``ma`` / ``mb``; NaN when
+    a side is constant (centred sum of squares <= 1e-20 x its raw sum of squares)."""
+    vx = 0.0
+    vy = 0.0
+    cxy = 0.0
+    qx = 0.0
+    qy = 0.0
+    for j in range(a.shape[0]):
+        if member[j]:
+            u = a[j]
+            w = b[j]
+            qx += u * u
+            qy += w * w
+            u -= ma
+            w -= mb
+            vx += u * u
+            vy += w * w
+            cxy += u * w
+    if vx > 1e-20 * qx and vy > 1e-20 * qy:
+        return min(1.0, max(-1.0, cxy / math.sqrt(vx * vy)))
+    return np.nan
+
+
+@numba.njit(parallel=True, **_JIT)
+def corr_rows(x, y, mask, min_count):  # pragma: no cover - compiled
+    """[D] Pearson correlation per row over ``mask & finite(x) & finite(y)``.
+
+    Same definition as :func:`backtest.kernels.row_corr`: two-pass (centred) sums; NaN
+    for fewer than ``min_count`` entries or a constant side, the result clipped to [-1, 1].
+    """
+    d, s = x.shape
+    out = np.full(d, np.nan)
+    for i in numba.prange(d):
+        member = np.empty(s, np.bool_)
+        n = 0
+        sx = 0.0
+        sy = 0.0
+        for j in range(s):
+            a = x[i, j]
+            b = y[i, j]
+            ok = mask[i, j] and math.isfinite(a) and math.isfinite(b)
+            member[j] = ok
+            if ok:
+                n += 1
+                sx += a
+                sy += b
+        if n >= min_count:
+            out[i] = _member_corr(x[i], y[i], member, sx / n, sy / n)
+    return out
+
+
+@numba.njit(inline="always", **_JIT)
+def _masked_ranks(v, order, member, out):  # pragma: no cover - compiled
+    """Average ranks 1..n of the members along one row's ascending ``order``.
+
+    ``order`` sorts the row ascending (ties in any order, non-finite entries anywhere:
+    they are skipped); a tie block's members
+    share the mean of their ordinal ranks. Non-members are skipped (``out`` untouched).
+    """
+    s = order.shape[0]
+    pos = 0.0
+    i = 0
+    while i < s:
+        j = order[i]
+        val = v[j]
+        if not math.isfinite(val):  # NaN last, +-inf wherever: never members
+            i += 1
+            continue
+        k = i + 1
+        while k < s and v[order[k]] == val:
+            k += 1
+        c = 0
+        for q in range(i, k):
+            if member[order[q]]:
+                c += 1
+        if c:
+            rank = pos + (c + 1) / 2.0
+            for q in range(i, k):
+                if member[order[q]]:
+                    out[order[q]] = rank
+            pos += c
+        i = k
+
+
+@numba.njit(parallel=True, **_JIT)
+def rank_corr_rows(x, ox, y, oy, mask, min_count):  # pragma: no cover - compiled
+    """[D] Spearman correlation per row: Pearson of average ranks over the joint mask.
+
+    ``ox`` / ``oy``: row-wise ascending orders of ``x`` / ``y`` (:func:`row_order`),
+    shared between calls.
+    Both sides are ranked among the same stocks: ``mask & finite(x) & finite(y)``.
+    """
+    d, s = x.shape
+    out = np.full(d, np.nan)
+    for i in numba.prange(d):
+        member = np.empty(s, np.bool_)
+        n = 0
+        for j in range(s):
+            ok = mask[i, j] and math.isfinite(x[i, j]) and math.isfinite(y[i, j])
+            member[j] = ok
+            n += ok
+        if n < min_count:
+            continue
+        rx = np.empty(s)
+        ry = np.empty(s)
+        _masked_ranks(x[i], ox[i], member, rx)
+        _masked_ranks(y[i], oy[i], member, ry)
+        mean = (n + 1) / 2.0  # average ranks of n entries always sum to n (n + 1) / 2
+        out[i] = _member_corr(rx, ry, member, mean, mean)
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def rank_rows_masked(v, order, mask):  # pragma: no cover - compiled
+    """[D, S] average ranks among ``mask & finite(v)`` per row (NaN elsewhere)."""
+    d, s = v.shape
+    out = np.full((d, s), np.nan)
+    for i in numba.prange(d):
+        member = np.empty(s, np.bool_)
+        for j in range(s):
+            member[j] = mask[i, j] and math.isfinite(v[i, j])
+        _masked_ranks(v[i], order[i], member, out[i])
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def _packed_keys(x, bits):  # pragma: no cover - compiled
+    """[D, S] uint64: order-preserving bits of each value, low ``bits`` replaced by the column.
+
+    NaN gets the largest key (sorts last). Values equal in their top ``64 - bits`` key bits
+    sort by column instead of value; :func:`_unpack_order` repairs that.
+    """
+    d, s = x.shape
+    out = np.empty((d, s), np.uint64)
+    low = np.uint64((1 << bits) - 1)
+    top = np.uint64(1) << np.uint64(63)
+    for i in numba.prange(d):
+        for j in range(s):
+            v = x[i, j]
+            if math.isnan(v):
+                key = ~np.uint64(0)
+            else:
+                if v == 0.0:
+                    v = 0.0  # -0.0 == 0.0: one key, so equal values stay in column order
+                b = np.uint64(np.float64(v).view(np.int64))  # two's complement bits
+                key = ~b if b & top else b | top  # negative: flip all; positive: set sign
+            out[i, j] = (key & ~low) | np.uint64(j)
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def _unpack_order(keys, x, bits):  # pragma: no cover - compiled
+    """Columns from sorted packed keys, then an insertion pass restoring exact order."""
+    d, s = keys.shape
+    out = np.empty((d, s), np.int64)
+    low = np.uint64((1 << bits) - 1)
+    for i in numba.prange(d):
+        o = out[i]
+        for j in range(s):
+            o[j] = np.int64(keys[i, j] & low)
+        v = x[i]
+        for j in range(1, s):  # near-sorted: O(S + inversions)
+            k = j
+            while k > 0 and v[o[k - 1]] > v[o[k]]:
+                o[k - 1], o[k] = o[k], o[k - 1]
+                k -= 1
+    return out
+
+
+def row_order(x: np.ndarray) -> np.ndarray:
+    """[D, S] int64 row-wise ascending order of ``x`` (float64), NaN last.
+
+    Sorts one packed uint64 key per entry (the value's order-preserving bits with the
+    column in the low bits) with numpy's vectorized integer sort: measured 4-10x faster
+    than ``np.argsort`` of the floats on [2,431 x 3,806] with missing values. Equal values
+    come in column order.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"row_order needs a 2-d array, got shape {x.shape}")
+    bits = max(1, int(x.shape[1] - 1).bit_length())
+    if bits > 32:
+        return np.argsort(x, axis=1, kind="stable")
+    keys = _packed_keys(x, bits)
+    _sort_rows(keys)
+    return _unpack_order(keys, x, bits)
+
+
+def _sort_rows(a: np.ndarray) -> None:
+    """Sort each row in place, blocks of rows on every core (numpy's sort frees the GIL;
+    measured 0.033 s on two threads vs 0.051 s on one for [2,431 x 3,806] uint64)."""
+    workers = min(numba.get_num_threads(), max(1, a.shape[0] // 256))
+    if workers < 2:
+        a.sort(axis=1)
+        return
+    bounds = np.linspace(0, a.shape[0], workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda k: a[bounds[k]:bounds[k + 1]].sort(axis=1), range(workers)))
+
+
+@numba.njit(inline="always", **_JIT)
+def _growth(num, den):  # pragma: no cover - compiled
+    """``nan_to_num(num / den)`` as numpy computes it (NaN -> 0, +-inf -> +-max float)."""
+    r = num / den
+    if math.isnan(r):
+        return 0.0
+    if math.isinf(r):
+        return 1.7976931348623157e308 if r > 0 else -1.7976931348623157e308
+    return r
+
+
+@numba.njit(parallel=True, **_JIT)
+def simulate_rows(price, trade_price, t, nxt, last_mark, idx, counts, fee):  # pragma: no cover
+    """Compiled core of :func:`backtest.portfolio.simulate` (same model and outputs).
+
+    Per period i (parallel): the value relative to the entry at every marked day
+    ``rel[l] = sum_w w nan_to_num(price[t_i + l] / X[t_i]) + cash`` (l = 0..last_mark_i),
+    the value at the next trade price ``v_exit``, and the one-sided turnover against the
+    previous period's drifted weights. Then the daily returns are chained in order.
+    Returns (gross [D], net [D], turnover [T]) with gross / net NaN outside the periods.
+    """
+    d, s = price.shape
+    n_trades = t.shape[0]
+    first = np.empty(n_trades)  # rel[i, 0]
+    at_last = np.empty(n_trades)  # rel[i, last_mark_i]
+    v_exit = np.empty(n_trades)
+    turnover = np.empty(n_trades)
+    gross = np.full(d, np.nan)
+    net = np.full(d, np.nan)
+    for i in numba.prange(n_trades):
+        c = counts[i]
+        ti = t[i]
+        cash = 1.0 if c == 0 else 0.0
+        w = 1.0 / c if c > 0 else 0.0
+        prev = 0.0
+        for l in range(last_mark[i] + 1):
+            row = ti + l
+            acc = 0.0
+            for q in range(c):
+                j = idx[i, q]
+                acc += _growth(price[row, j], trade_price[ti, j]) * w
+            rel = acc + cash
+            if l == 0:
+                first[i] = rel
+            else:
+                gross[row] = rel / prev - 1.0
+                net[row] = gross[row]
+            prev = rel
+        at_last[i] = prev
+        acc = 0.0
+        for q in range(c):
+            j = idx[i, q]
+            acc += _growth(trade_price[nxt[i], j], trade_price[ti, j]) * w
+        v_exit[i] = acc + cash
+        # turnover at trade i: new weights vs period i-1's weights drifted to X[t_i]
+        new_sum = w * c
+        if i == 0:
+            turnover[i] = max(new_sum, 0.0) / 2.0
+            continue
+        cp = counts[i - 1]
+        tp = t[i - 1]
+        wp = 1.0 / cp if cp > 0 else 0.0
+        vp = 0.0
+        for q in range(cp):
+            j = idx[i - 1, q]
+            vp += _growth(trade_price[ti, j], trade_price[tp, j]) * wp
+        vp += 1.0 if cp == 0 else 0.0
+        old = np.zeros(s)
+        old_sum = 0.0
+        for q in range(cp):
+            j = idx[i - 1, q]
+            dw = _growth(trade_price[ti, j], trade_price[tp, j]) / vp * wp
+            if dw > 0:
+                old[j] = dw
+                old_sum += dw
+        common = 0.0
+        for q in range(c):
+            j = idx[i, q]
+            if old[j] > 0:
+                common += min(w, old[j])
+        turnover[i] = max(new_sum + old_sum - 2.0 * common, 0.0) / 2.0
+    for i in range(n_trades):
+        exit_leg = 1.0 if i == 0 else v_exit[i - 1] / at_last[i - 1]
+        gross[t[i]] = exit_leg * first[i] - 1.0
+        net[t[i]] = exit_leg * (1.0 - turnover[i] * fee) * first[i] - 1.0
+    return gross, net, turnover
+
+
+@numba.njit(parallel=True, **_JIT)
+def adjusted_price_rows(raw, close, adj_close, price):  # pragma: no cover - compiled
+    """[D, S] ``raw x (adj_close / close)`` in float64 where finite and > 0, else ``price``."""
+    d, s = price.shape
+    out = np.empty((d, s))
+    for i in numba.prange(d):
+        for j in range(s):
+            a = np.float64(raw[i, j]) * (np.float64(adj_close[i, j]) / np.float64(close[i, j]))
+            out[i, j] = a if math.isfinite(a) and a > 0 else price[i, j]
+    return out
+
+
+@numba.njit(**_JIT)
+def scatter_unique(di, si, keep, values, d, s, valid):  # pragma: no cover - compiled
+    """Scatter rows (day ``di``, column ``si``, where ``keep``) onto a [d, s] NaN grid.
+
+    Returns the grid (non-finite values stay NaN) and the counts (duplicate positions,
+    non-finite kept values, first and last kept day, scored & valid / valid /
+    scored & not valid stock-days over the first..last days).
+    """
+    out = np.full((d, s), np.nan)
+    seen = np.zeros((d, s), np.bool_)
+    duplicates = 0
+    non_finite = 0
+    first = d
+    last = -1
+    for k in range(di.shape[0]):
+        if not keep[k]:
+            continue
+        i = di[k]
+        j = si[k]
+        if seen[i, j]:
+            duplicates += 1
+        seen[i, j] = True
+        v = values[k]
+        if math.isfinite(v):
+            out[i, j] = v
+        else:
+            non_finite += 1
+        first = min(first, i)
+        last = max(last, i)
+    scored_valid = 0
+    n_valid = 0
+    scored_not_valid = 0
+    for i in range(first, last + 1):
+        for j in range(s):
+            scored = math.isfinite(out[i, j])
+            n_valid += valid[i, j]
+            scored_valid += scored and valid[i, j]
+            scored_not_valid += scored and not valid[i, j]
+    return out, (duplicates, non_finite, first, last, scored_valid, n_valid, scored_not_valid)
+
+__all__ = ["adjusted_price_rows", "corr_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
+           "simulate_rows"]

@@ -1,0 +1,103 @@
+"""Compiled kernels (``backtest.jit``, market arrays) against their numpy formulations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import rankdata, spearmanr
+
+from backtest.jit import adjusted_price_rows, row_order, scatter_unique
+from backtest.kernels import SortedRows, row_rank_corr
+from market.cn_shared import default_cn_shared_root
+from market.returns import forward_fill
+from market.sources import SyntheticMarket, load_panel
+from market.tradability import tradability, tradability_reference
+
+
+def test_row_order_is_exact_and_stable() -> None:
+    row = [1.0, 1.0 + 2**-50, 1.0 + 2**-51, -0.0, 0.0, -1e-300, np.nan, -np.inf, np.inf, 1.0,
+           1e300, -1e300, 5e-324]
+    x = np.array([row, row[::-1]])
+    order = row_order(x)
+    for i in range(2):
+        got = x[i][order[i]]
+        assert np.isnan(got[-1]) and not np.isnan(got[:-1]).any()
+        assert (np.diff(got[:-1]) >= 0).all()  # exact ascending order, NaN last
+        # equal values (incl. -0.0 == 0.0) keep their column order, as a stable sort
+        stable = np.argsort(np.where(np.isnan(x[i]), np.inf, x[i]), kind="stable")
+        np.testing.assert_array_equal(order[i][:-2], stable[:-2])
+    rng = np.random.default_rng(0)
+    big = np.round(rng.standard_normal((40, 5000)), 2)  # 5,000 columns: 13 bits of index
+    big[:, ::7] = np.nan
+    big[:, 1::11] *= 1 + 1e-13  # near-equal values differing in the packed-away bits
+    order = row_order(big)
+    for i in range(40):
+        fin = np.isfinite(big[i])
+        np.testing.assert_array_equal(order[i][:fin.sum()],
+                                      np.argsort(np.where(fin, big[i], np.inf),
+                                                 kind="stable")[:fin.sum()])
+
+
+def test_rank_corr_with_heavy_ties_matches_scipy() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 5, (50, 300)).astype(float)  # five values: huge tie blocks
+    y = np.round(x + rng.standard_normal((50, 300)), 0)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y[rng.random(y.shape) < 0.1] = -np.inf
+    mask = rng.random(x.shape) < 0.7
+    got = row_rank_corr(x, y, mask)
+    ranks = SortedRows(x).ranks(mask & np.isfinite(y))
+    for d in range(50):
+        m = mask[d] & np.isfinite(x[d]) & np.isfinite(y[d])
+        assert got[d] == pytest.approx(spearmanr(x[d][m], y[d][m])[0], abs=1e-12)
+        np.testing.assert_array_equal(ranks[d][m], rankdata(x[d][m]))
+        assert np.isnan(ranks[d][~m]).all()
+
+
+def test_scatter_unique_counts() -> None:
+    di = np.array([0, 1, 1, 2, 0])
+    si = np.array([1, 0, 2, 2, 1], dtype=np.uint32)
+    keep = np.array([True, True, True, False, True])
+    vals = np.array([1.0, np.inf, 3.0, 4.0, 5.0])
+    valid = np.array([[True, True, False], [False, True, True], [True, True, True]])
+    out, stats = scatter_unique(di, si, keep, vals, 3, 3, valid)
+    assert stats == (1, 1, 0, 1, 2, 4, 0)  # dup, non-finite, first, last, scored&valid, ...
+    assert out[0, 1] == 5.0 and np.isnan(out[1, 0]) and out[1, 2] == 3.0
+    assert np.isnan(out[2]).all()
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory):
+    return load_panel(SyntheticMarket(n_stocks=120, n_days=400, seed=3),
+                      str(tmp_path_factory.mktemp("panels")))
+
+
+def test_market_kernels_match_numpy(panel) -> None:
+    a, b = tradability(panel), tradability_reference(panel)
+    for name in ("suspended", "limit_up", "limit_down", "st", "no_limit_ipo"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.limit_up.any() and a.limit_down.any()
+    adj = np.asarray(panel["adj_close"], dtype=np.float64)
+    have = np.isfinite(adj)
+    idx = np.where(have, np.arange(adj.shape[0])[:, None], 0)
+    ref = np.take_along_axis(adj, np.maximum.accumulate(idx, axis=0), 0)
+    ref = np.where(np.maximum.accumulate(have, axis=0), ref, np.nan)
+    price = forward_fill(adj, have)
+    np.testing.assert_array_equal(price, ref)
+    raw, close = panel["vwap"], panel["close"]
+    with np.errstate(all="ignore"):
+        want = raw.astype(np.float64) * (adj / close.astype(np.float64))
+    want = np.where(np.isfinite(want) & (want > 0), want, price)
+    np.testing.assert_array_equal(adjusted_price_rows(raw, close, adj, price), want)
+
+
+@pytest.mark.skipif(default_cn_shared_root() is None, reason="../shared/data not available")
+def test_tradability_kernel_matches_numpy_on_real_data(tmp_path) -> None:
+    """Three years of the real market: every limit rule (ST, STAR, IPO caps) exercised."""
+    from market.sources import CNSharedMarket
+
+    real = load_panel(CNSharedMarket(start="2017-01-01", end="2019-12-31"), str(tmp_path))
+    a, b = tradability(real), tradability_reference(real)
+    for name in ("limit_up", "limit_down", "no_limit_ipo"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.limit_up.sum() > 1000 and a.no_limit_ipo.any()
