@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from backtest.context import MarketContext
+from backtest.jit import row_order
 from backtest.metrics import max_drawdown, performance, yearly_returns
 from backtest.portfolio import Holdings, simulate
 
@@ -62,7 +63,7 @@ def group_holdings(score: np.ndarray, eligible: np.ndarray, n_groups: int) -> li
     :func:`rank_groups`; ties are broken by position.
     """
     ok = eligible & np.isfinite(score)
-    order = np.argsort(np.where(ok, score, np.inf), axis=1, kind="stable")  # [T, S]
+    order = row_order(np.where(ok, score, np.nan))  # [T, S], ties by position
     n = ok.sum(axis=1)
     bounds = [(g * n + n_groups - 1) // n_groups for g in range(n_groups + 1)]
     out = [Holdings.from_order(order, bounds[g], bounds[g + 1]) for g in range(n_groups)]

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from backtest.data import Factors
-from backtest.kernels import SortedRows, row_corr, row_rank_corr
+from backtest.kernels import SortedRows, row_corr, row_ic, row_rank_corr
 from backtest.metrics import ic_summary
 
 MIN_STOCKS = 10
@@ -75,10 +75,9 @@ def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray], dates: np.n
                 key = (h, lo, hi)
                 if key not in sorted_ret:
                     sorted_ret[key] = SortedRows(ret)
-                rank = daily_ic(score, ret, m, "rank", sorted_score=sorted_score,
-                                sorted_ret=sorted_ret[key])
+                rank, ic = row_ic(sorted_score, sorted_ret[key], m, MIN_STOCKS,
+                                  pearson=h in horizons)
                 if h in horizons:
-                    ic = daily_ic(score, ret, m, "pearson")
                     daily.append(pl.DataFrame({"factor": name, "universe": uni, "horizon": h,
                                                "date": days, "ic": ic, "rank_ic": rank}))
                     for metric, x in (("ic", ic), ("rank_ic", rank)):

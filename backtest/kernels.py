@@ -74,10 +74,18 @@ def row_rank_corr(x: np.ndarray | SortedRows, y: np.ndarray | SortedRows,
     """
     sx = x if isinstance(x, SortedRows) else SortedRows(x)
     sy = y if isinstance(y, SortedRows) else SortedRows(y)
-    if sx.x.shape != sy.x.shape:
-        raise ValueError(f"x and y shapes differ: {sx.x.shape}, {sy.x.shape}")
-    return rank_corr_rows(sx.x, sx.order, sy.x, sy.order, _mask(mask, sx.x.shape),
-                          min_count)
+    return row_ic(sx, sy, mask, min_count, pearson=False)[0]
+
+
+def row_ic(x: SortedRows, y: SortedRows, mask: np.ndarray | None = None, min_count: int = 3,
+           pearson: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """([D] Spearman, [D] Pearson) per row over the joint mask, in one pass (the Pearson
+    side is all NaN unless ``pearson``); same definitions as :func:`row_rank_corr` and
+    :func:`row_corr`."""
+    if x.x.shape != y.x.shape:
+        raise ValueError(f"x and y shapes differ: {x.x.shape}, {y.x.shape}")
+    return rank_corr_rows(x.x, x.order, y.x, y.order, _mask(mask, x.x.shape), min_count,
+                          pearson)
 
 
 def ewm_window_sum(x: np.ndarray, window: int, halflife: float | None = None,

@@ -101,3 +101,17 @@ def test_tradability_kernel_matches_numpy_on_real_data(tmp_path) -> None:
     for name in ("limit_up", "limit_down", "no_limit_ipo"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert a.limit_up.sum() > 1000 and a.no_limit_ipo.any()
+
+
+def test_row_ic_fuses_pearson_and_spearman() -> None:
+    from backtest.kernels import row_corr, row_ic
+
+    rng = np.random.default_rng(5)
+    x = np.round(rng.standard_normal((30, 200)), 1)
+    y = 0.2 * x + rng.standard_normal((30, 200))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    mask = rng.random(x.shape) < 0.8
+    rank, raw = row_ic(SortedRows(x), SortedRows(y), mask, min_count=10)
+    np.testing.assert_array_equal(rank, row_rank_corr(x, y, mask, min_count=10))
+    np.testing.assert_allclose(raw, row_corr(x, y, mask, min_count=10), rtol=0, atol=1e-15)
+    assert np.isnan(row_ic(SortedRows(x), SortedRows(y), mask, pearson=False)[1]).all()
