@@ -13,8 +13,8 @@ from jsonargparse import lazy_instance
 from torch.utils.data import DataLoader
 
 from datamodules.dataset import DayDataset, EpochShuffleSampler, Split
-from datamodules.features import (RobustNormalizer, build_inputs, eligibility, scale_windows,
-                                  window_counts)
+from datamodules.features import (RobustNormalizer, build_inputs, divisor_columns, eligibility,
+                                  scale_windows, window_counts)
 from datamodules.labels import log_market_cap, make_labels
 from market.panel import Panel
 from market.sources import MarketSource, SyntheticMarket, load_panel
@@ -225,6 +225,15 @@ class CrossSectionalDataModule(L.LightningDataModule):
         """Scale-free windows ``[N, W, F]`` of ``stocks`` on ``day`` (before normalization)."""
         win = self.inputs[stocks, day - self.window + 1:day + 1]  # [N, W, F] gathered copy
         return scale_windows(win, self.features)
+
+    def windows(self, day: int, stocks: np.ndarray) -> torch.Tensor:
+        """Normalized windows ``[N, W, F]`` float32 of ``stocks`` on ``day`` (NaN -> 0):
+        ``normalizer.transform(raw_windows(day, stocks))`` bit for bit, gathered straight
+        into a torch tensor and scaled and normalized in four in-place passes."""
+        win = torch.empty((len(stocks), self.window, len(self.features)), dtype=torch.float32)
+        torch.index_select(torch.from_numpy(self.inputs[:, day - self.window + 1:day + 1]), 0,
+                           torch.from_numpy(np.asarray(stocks, np.int64)), out=win)
+        return self.normalizer.scale_transform(win, divisor_columns(self.features))
 
     def size_groups(self, day: int, stocks: np.ndarray) -> np.ndarray:
         """Equal-count quantile groups 0..G-1 of log market cap among ``stocks`` on ``day``."""

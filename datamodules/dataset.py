@@ -42,11 +42,10 @@ class DayDataset(Dataset):
         dm, day = self.dm, int(self.split.days[i])
         y_all = dm.labels[day]
         stocks = np.nonzero(dm.eligible[day] & (np.isfinite(y_all) | (not self.split.train)))[0]
-        x, _ = dm.normalizer.transform(dm.raw_windows(day, stocks), count=False)
         y = y_all[stocks]
         mask = np.isfinite(y)
-        return {"x": torch.from_numpy(x),
-                "y": torch.from_numpy(np.where(mask, y, 0.0).astype(np.float32)),
+        return {"x": dm.windows(day, stocks),
+                "y": torch.from_numpy(np.where(mask, y, np.float32(0.0))),
                 "mask": torch.from_numpy(mask),
                 "size_group": torch.from_numpy(dm.size_groups(day, stocks)),
                 "day": torch.tensor(day, dtype=torch.int64),

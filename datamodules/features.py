@@ -57,14 +57,19 @@ def scale_windows(win: np.ndarray, features: list[str]) -> np.ndarray:
 
     Requires a finite positive last close and last volume (eligibility guarantees it).
     """
+    divisor = win[:, -1, divisor_columns(features)]  # [N, F] (a copy)
+    torch.from_numpy(win).div_(torch.from_numpy(divisor)[:, None, :])  # one in-place pass
+    return win
+
+
+def divisor_columns(features: list[str]) -> list[int]:
+    """For each feature, the feature whose last value scales it: close for prices, itself
+    for volume and amount."""
     prices = [k for k, name in enumerate(features) if name in PRICE_FEATURES]
     if prices and "close" not in features:
         raise ValueError("price features need 'close' among the features")
-    divisor = win[:, -1, :].copy()  # [N, F]: each feature's last value ...
-    if prices:  # ... and the last close for every price feature
-        divisor[:, prices] = divisor[:, [features.index("close")]]
-    torch.from_numpy(win).div_(torch.from_numpy(divisor)[:, None, :])  # one in-place pass
-    return win
+    close = features.index("close") if prices else -1
+    return [close if k in prices else k for k in range(len(features))]
 
 
 class RobustNormalizer:
@@ -96,8 +101,9 @@ class RobustNormalizer:
 
     def transform(self, win: np.ndarray, count: bool = True) -> tuple[np.ndarray, int]:
         """Normalize ``[N, W, F]`` in place; returns (windows, number of NaN entries filled;
-        -1 when ``count=False``: the batch path skips the extra pass, the DataModule's
-        report counts the filled window days once for all days)."""
+        -1 when ``count=False``: batch paths skip the extra pass, the DataModule's report
+        counts the filled window days once for all days). The daily batch path takes
+        :meth:`scale_transform` (scaling included, fewer passes)."""
         if self.median is None:
             raise RuntimeError("RobustNormalizer.transform called before fit")
         # torch's in-place kernels on the same memory: ~6x faster than numpy's clip and
@@ -108,6 +114,29 @@ class RobustNormalizer:
         filled = int(torch.isnan(x).sum()) if count else -1
         x.nan_to_num_(0.0)
         return win, filled
+
+    def scale_transform(self, win: torch.Tensor, divisor_cols: list[int]) -> torch.Tensor:
+        """``transform(scale_windows(win))`` of raw ``[N, W, F]`` float32 windows in place,
+        bit for bit (the same float32 operations: ``x / last``, ``- median``,
+        ``* (1 / sigma)``, clip, NaN -> 0), without the NaN count.
+
+        ``divisor_cols``: :func:`divisor_columns` of the features. Four passes instead of
+        five, each over a long contiguous run: the division and the median's subtraction
+        are one ``addcdiv`` (``-median + x / last``, the same two roundings), and the
+        per-stock divisors are tiled ``k`` lags wide (``x`` viewed as
+        ``[N, W / k, k * F]``), because a ``[N, 1, F]`` broadcast leaves 6-element inner
+        loops that run 3x slower than the ``[W, F]`` ones.
+        """
+        if self.median is None:
+            raise RuntimeError("RobustNormalizer.transform called before fit")
+        n, w, f = win.shape
+        k = max(j for j in range(1, min(w, 32) + 1) if w % j == 0)  # lags per tile
+        last = win[:, -1, :].index_select(1, torch.tensor(divisor_cols))  # [N, F], a copy
+        tiles = win.view(n, w // k, k * f)
+        torch.addcdiv(torch.from_numpy(-self.median).view(w // k, k * f), tiles,
+                      last.repeat(1, k)[:, None, :], out=tiles)
+        win.mul_(torch.from_numpy(1.0 / self.sigma)).clamp_(-self.clip, self.clip)
+        return win.nan_to_num_(0.0)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"median": self.median, "sigma": self.sigma}

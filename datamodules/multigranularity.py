@@ -172,7 +172,7 @@ class MultiGranularityDataModule(CrossSectionalDataModule):
     def intraday_windows(self, granularity: str, day: int, stocks: np.ndarray) -> np.ndarray:
         """Normalized ``[N, K * B, F]`` float32 windows (NaN filled with 0)."""
         win, _ = self.intraday_normalizers[granularity].transform(
-            self.raw_intraday(granularity, day, stocks))
+            self.raw_intraday(granularity, day, stocks), count=False)
         return win
 
     def _report_intraday(self) -> None:

@@ -2,7 +2,8 @@
 
 Labels: :mod:`datamodules.labels` against :mod:`market.returns`; inputs, eligibility and
 the normalizer's statistics against the per-feature / cumulative-sum / ``np.nanmedian``
-formulas they replaced. All bit-identical.
+formulas they replaced; a day's batch (gather, scaling and normalizer fused) against
+``normalizer.transform(scale_windows(...))``. All bit-identical.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 import market.returns as ref
 from datamodules import labels
-from datamodules.features import (PRICE_FEATURES, RobustNormalizer, build_inputs, eligibility,
-                                  nanmedian_rows, window_counts)
+from datamodules.features import (PRICE_FEATURES, RobustNormalizer, build_inputs, divisor_columns,
+                                  eligibility, nanmedian_rows, scale_windows, window_counts)
 from market.panel import Panel
 from market.synthetic import generate_market
 
@@ -168,3 +170,43 @@ def test_normalizer_fit_as_nanmedian_and_mad() -> None:
     _identical(norm.median, np.nan_to_num(med).astype(np.float32))
     _identical(norm.sigma, np.where(np.isfinite(mad) & (mad > 1e-8), mad, 1.0)
                .astype(np.float32))
+
+
+@pytest.mark.parametrize("window", [150, 37, 1])  # tiles of 30 lags, none (prime), one lag
+@pytest.mark.parametrize("features", [["open", "high", "low", "close", "vwap", "volume"],
+                                      ["volume", "close", "amount"], ["amount"]])
+def test_scale_transform_is_scale_then_transform_bit_for_bit(window: int,
+                                                             features: list[str]) -> None:
+    rng = np.random.default_rng(window)
+    raw = np.exp(0.3 * rng.standard_normal((500, window, len(features)))).astype(np.float32)
+    raw[rng.random(raw.shape[:2]) < 0.05] = np.nan  # days without a bar
+    raw[rng.random(raw.shape) < 0.01] = np.nan  # single missing fields
+    raw[:, -1] = np.abs(raw[:, -1]) + 0.5  # the last day: a bar (eligibility)
+    norm = RobustNormalizer(clip=2.5).fit(scale_windows(raw.copy(), features))
+    expected, _ = norm.transform(scale_windows(raw.copy(), features))
+    got = norm.scale_transform(torch.from_numpy(raw.copy()), divisor_columns(features))
+    _identical(got.numpy(), expected)
+
+
+def test_scale_transform_needs_a_fit() -> None:
+    with pytest.raises(RuntimeError):
+        RobustNormalizer().scale_transform(torch.ones(2, 3, 1), [0])
+
+
+def test_day_batches_are_the_unfused_path_bit_for_bit() -> None:
+    from datamodules import CrossSectionalDataModule
+    from market.sources import SyntheticMarket
+
+    dm = CrossSectionalDataModule(market=SyntheticMarket(n_stocks=150, n_days=500), window=40,
+                                  horizon=5, val_start="2016-06-01", test_start="2016-09-01",
+                                  norm_sample_days=8)
+    dm.setup("fit")
+    for split in ("train", "test"):
+        ds = dm._loader(split).dataset
+        for i in (0, len(ds) - 1):
+            item = ds[i]
+            day, stocks = int(item["day"]), item["stock"].numpy()
+            expected, _ = dm.normalizer.transform(dm.raw_windows(day, stocks))
+            _identical(item["x"].numpy(), expected)
+            y = dm.labels[day, stocks]
+            _identical(item["y"].numpy(), np.where(np.isfinite(y), y, 0).astype(np.float32))
