@@ -1,7 +1,7 @@
 """Data speed: panel from cache, one day's batch, and whether loading starves the step.
 
 ``python benchmarks/bench_data.py [--data cn_shared|synthetic] [--cache-dir .cache/panels]
-[--days 30] [--threads 2]``
+[--days 30] [--threads 2] [--no-malloc-tuning]``
 
 Measures, on ``../shared/data`` (default when present; all 10 years, all stocks) or the
 synthetic market with 4,000 stocks:
@@ -11,9 +11,15 @@ synthetic market with 4,000 stocks:
 2. the median time to assemble one test day's batch (``DayDataset[i]``: windows
    ``[N, 150, 6]`` gathered, scaled, normalized; labels, mask, size groups) over ``--days``
    days of the test year, with N = every eligible stock (about 3,300-3,600 on real data),
-   next to the reference (the plain per-feature numpy path kept below);
+   next to the reference (the plain per-feature numpy path kept below), and checks the
+   batch against it (to float rounding: the reference divides by sigma, the batch path
+   multiplies by 1 / sigma) and, bit for bit, against the unfused numpy + torch path
+   (``normalizer.transform(raw_windows(...))``);
 3. a DecompGRU train step on such a batch with and without the batch assembly in the loop
    (the DataLoader runs in the main process: ``num_workers=0``).
+
+glibc malloc is tuned as ``main.py`` tunes it (``cli.runtime.tune_malloc``) unless
+``--no-malloc-tuning``: without it every ~12 MB batch is a fresh ``mmap`` that page-faults.
 """
 
 from __future__ import annotations
@@ -62,7 +68,13 @@ def main() -> None:
     p.add_argument("--cache-dir", default=".cache/panels")
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--no-malloc-tuning", action="store_true",
+                   help="skip cli.runtime.tune_malloc (main.py applies it)")
     args = p.parse_args()
+    if not args.no_malloc_tuning:
+        from cli.runtime import tune_malloc
+
+        tune_malloc()  # as main.py does
     import torch
 
     from datamodules import CrossSectionalDataModule
@@ -113,6 +125,8 @@ def main() -> None:
     batch = ds[int(picks[0])]
     np.testing.assert_allclose(batch["x"].numpy(), reference_batch(dm, day_major, day, stocks),
                                atol=1e-5)
+    unfused, _ = dm.normalizer.transform(dm.raw_windows(day, stocks))
+    np.testing.assert_array_equal(batch["x"].numpy(), unfused)  # bit for bit
     np.testing.assert_array_equal(batch["size_group"].numpy(), reference_size_groups(
         dm.log_mcap[day, stocks], dm.n_size_groups))
 
