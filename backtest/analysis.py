@@ -18,6 +18,7 @@ from backtest.correlation import factor_correlation, style_exposure
 from backtest.data import Factors
 from backtest.groups import group_tables
 from backtest.ic import ic_analysis
+from backtest.kernels import SortedRows
 from backtest.styles import STYLE_NAMES, StyleConfig, style_factors
 from backtest.topk import DEFAULT_FEE, PORTFOLIOS, REBALANCE, topk_tables
 
@@ -86,20 +87,26 @@ def run_analysis(ctx: MarketContext, factors: Factors, universes: Mapping[str, n
         tables.update(fn(*args, **kwargs))
         timings[part] = time.perf_counter() - t0
 
+    sorts: dict[str, SortedRows] = {}
+    if {"ic", "groups", "topk"} & set(cfg.sections):  # one row sort per factor, shared
+        t0 = time.perf_counter()
+        sorts = {name: SortedRows(v) for name, v in values.items()}
+        timings["factor_sort"] = time.perf_counter() - t0
     if "ic" in cfg.sections:
         hs = sorted(set(cfg.horizons) | set(cfg.decay_horizons))
         t0 = time.perf_counter()
         forward = {h: ctx.forward(h) for h in hs}
         timings["forward_returns"] = time.perf_counter() - t0
         timed("ic", ic_analysis, factors, forward, ctx.dates, universes, cfg.horizons,
-              cfg.decay_horizons)
+              cfg.decay_horizons, sorts)
     if "groups" in cfg.sections:
-        timed("groups", group_tables, ctx, values, spans, universes, cfg.n_groups)
+        timed("groups", group_tables, ctx, values, spans, universes, cfg.n_groups, sorts)
     if "topk" in cfg.sections:
         if cfg.topk_universe not in universes:
             raise ValueError(f"top-k universe {cfg.topk_universe!r} not among {list(universes)}")
         timed("topk", topk_tables, ctx, values, spans, cfg.topk_universe,
-              universes[cfg.topk_universe], cfg.prices, cfg.rebalance, cfg.fee, cfg.portfolios)
+              universes[cfg.topk_universe], cfg.prices, cfg.rebalance, cfg.fee, cfg.portfolios,
+              sorts)
     if "correlation" in cfg.sections and len(values) > 1:
         timed("correlation", lambda: {"factor_correlation": factor_correlation(values)})
     if "styles" in cfg.sections and cfg.styles:

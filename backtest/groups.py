@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from backtest.context import MarketContext
-from backtest.jit import row_order
+from backtest.kernels import SortedRows
 from backtest.metrics import max_drawdown, performance, yearly_returns
 from backtest.portfolio import Holdings, simulate
 
@@ -55,29 +55,31 @@ def weekly_trade_days(ctx: MarketContext, lo: int, hi: int) -> tuple[np.ndarray,
     return signals + 1, end
 
 
-def group_holdings(score: np.ndarray, eligible: np.ndarray, n_groups: int) -> list[Holdings]:
+def group_holdings(score: np.ndarray | SortedRows, rows: np.ndarray, eligible: np.ndarray,
+                   n_groups: int) -> list[Holdings]:
     """Per trade, groups 1..N (ascending score) then the benchmark (all eligible).
 
-    score, eligible: [T, S] rows of the signal days. Group g holds ordinal ranks
-    ``ceil(g n / N) <= r < ceil((g + 1) n / N)``, i.e. ``floor(r N / n) == g`` as in
-    :func:`rank_groups`; ties are broken by position.
+    score: [D, S] (or its row sort); rows: [T] signal days; eligible: [T, S]. Group g
+    holds ordinal ranks ``ceil(g n / N) <= r < ceil((g + 1) n / N)``, i.e.
+    ``floor(r N / n) == g`` as in :func:`rank_groups`; ties are broken by position.
     """
-    ok = eligible & np.isfinite(score)
-    order = row_order(np.where(ok, score, np.nan))  # [T, S], ties by position
-    n = ok.sum(axis=1)
+    sorted_score = score if isinstance(score, SortedRows) else SortedRows(score)
+    order, n = sorted_score.select(rows, eligible)  # [T, S] ascending, ties by position
     bounds = [(g * n + n_groups - 1) // n_groups for g in range(n_groups + 1)]
     out = [Holdings.from_order(order, bounds[g], bounds[g + 1]) for g in range(n_groups)]
     return [*out, Holdings.from_order(order, np.zeros_like(n), n)]
 
 
-def group_test(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
+def group_test(ctx: MarketContext, score: np.ndarray | SortedRows, universe: np.ndarray,
                span: tuple[int, int], n_groups: int) -> dict[str, np.ndarray]:
-    """Daily returns [D, N + 1] (groups 1..N, then the benchmark) and turnover [T, N + 1]."""
+    """Daily returns [D, N + 1] (groups 1..N, then the benchmark) and turnover [T, N + 1].
+
+    score: the factor [D, S] or its row sort (shared with the other tests)."""
     trade_days, end = weekly_trade_days(ctx, *span)
     signals = trade_days - 1
     tradable = ~ctx.suspended[trade_days] & ~ctx.limit_up[trade_days] \
         & ~ctx.limit_down[trade_days]
-    holdings = group_holdings(score[signals], universe[signals] & tradable, n_groups)
+    holdings = group_holdings(score, signals, universe[signals] & tradable, n_groups)
     sims = [simulate(ctx.price, ctx.price, trade_days, end, h) for h in holdings]
     return {"returns": np.stack([s.gross for s in sims], axis=1),
             "turnover": np.stack([s.turnover for s in sims], axis=1),
@@ -86,12 +88,15 @@ def group_test(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
 
 def group_tables(ctx: MarketContext, factors: Mapping[str, np.ndarray],
                  spans: Mapping[str, tuple[int, int]], universes: Mapping[str, np.ndarray],
-                 n_groups: Mapping[str, int] | None = None) -> dict[str, pl.DataFrame]:
+                 n_groups: Mapping[str, int] | None = None,
+                 sorts: Mapping[str, SortedRows] | None = None) -> dict[str, pl.DataFrame]:
     """``groups_annual`` (per group), ``groups_summary`` (top group), ``groups_yearly``,
-    ``groups_daily`` (top, bottom, benchmark daily returns) for factor x universe."""
+    ``groups_daily`` (top, bottom, benchmark daily returns) for factor x universe.
+    sorts: optional factor name -> row sort of its whole array (shared between tests)."""
     counts = {**DEFAULT_GROUPS, **(n_groups or {})}
     annual, summary, yearly, daily = [], [], [], []
-    for name, score in factors.items():
+    for name, values in factors.items():
+        score = (sorts or {}).get(name) or SortedRows(values)
         for uni, umask in universes.items():
             n = counts.get(uni, OTHER_GROUPS)
             res = group_test(ctx, score, umask, spans[name], n)

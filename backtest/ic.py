@@ -51,7 +51,8 @@ def _years(dates: np.ndarray) -> np.ndarray:
 
 def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray], dates: np.ndarray,
                 universes: Mapping[str, np.ndarray], horizons: Sequence[int],
-                decay_horizons: Sequence[int] = ()) -> dict[str, pl.DataFrame]:
+                decay_horizons: Sequence[int] = (),
+                sorts: Mapping[str, SortedRows] | None = None) -> dict[str, pl.DataFrame]:
     """IC tables for every factor x universe x horizon.
 
     forward: horizon -> [D, S] forward returns (must hold every horizon used);
@@ -59,6 +60,7 @@ def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray], dates: np.n
     ic, rank_ic), ``ic_summary`` (one row per factor, universe, horizon, metric),
     ``ic_yearly`` (per calendar year: mean, icir, win_rate, n_days) and ``ic_decay``
     (mean Rank IC and ICIR per horizon of ``decay_horizons`` in the first universe).
+    sorts: optional factor name -> row sort of its whole array (shared between tests).
     """
     daily, summary, yearly, decay = [], [], [], []
     first_universe = next(iter(universes))
@@ -66,7 +68,8 @@ def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray], dates: np.n
     for name in factors.names:
         lo, hi = factors.spans[name]
         score, days = factors.values[name][lo:hi + 1], dates[lo:hi + 1]
-        sorted_score = SortedRows(score)
+        full = (sorts or {}).get(name)
+        sorted_score = full.rows(lo, hi) if full is not None else SortedRows(score)
         for uni, umask in universes.items():
             hs = sorted(set(horizons) | (set(decay_horizons) if uni == first_universe else set()))
             for h in hs:

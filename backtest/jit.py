@@ -379,5 +379,46 @@ def scatter_unique(di, si, keep, values, d, s, valid):  # pragma: no cover - com
             scored_not_valid += scored and not valid[i, j]
     return out, (duplicates, non_finite, first, last, scored_valid, n_valid, scored_not_valid)
 
+@numba.njit(parallel=True, **_JIT)
+def select_ordered(x, order, rows, eligible, width, descending):  # pragma: no cover
+    """([T, width] columns, [T] counts): for each t, the finite eligible entries of row
+    ``rows[t]`` of ``x`` in ascending (or descending) value order, ties by column.
+
+    ``order`` is :func:`row_order` of ``x``; ``eligible`` is [T, S]. Only the first
+    ``width`` are written (the rest of a short row is -1); counts are all of them.
+    """
+    n_rows = rows.shape[0]
+    s = x.shape[1]
+    out = np.full((n_rows, width), -1, np.int64)
+    counts = np.zeros(n_rows, np.int64)
+    for t in numba.prange(n_rows):
+        v = x[rows[t]]
+        o = order[rows[t]]
+        el = eligible[t]
+        c = 0
+        if not descending:
+            for i in range(s):
+                j = o[i]
+                if el[j] and math.isfinite(v[j]):
+                    if c < width:
+                        out[t, c] = j
+                    c += 1
+        else:  # tie blocks from the top, each in column (= stored) order
+            b = s - 1
+            while b >= 0:
+                a = b
+                while a > 0 and v[o[a - 1]] == v[o[b]]:
+                    a -= 1
+                for i in range(a, b + 1):
+                    j = o[i]
+                    if el[j] and math.isfinite(v[j]):
+                        if c < width:
+                            out[t, c] = j
+                        c += 1
+                b = a - 1
+        counts[t] = c
+    return out, counts
+
+
 __all__ = ["adjusted_price_rows", "corr_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
-           "simulate_rows"]
+           "select_ordered", "simulate_rows"]

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backtest.jit import corr_rows, rank_corr_rows, rank_rows_masked, row_order
+from backtest.jit import (corr_rows, rank_corr_rows, rank_rows_masked, row_order,
+                          select_ordered)
 
 
 class SortedRows:
@@ -22,14 +23,29 @@ class SortedRows:
     The per-row ranking walks the stored order in compiled code (:mod:`backtest.jit`).
     """
 
-    def __init__(self, x: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, order: np.ndarray | None = None) -> None:
         self.x = np.ascontiguousarray(x, dtype=np.float64)
-        self.finite = np.isfinite(self.x)
-        self.order = row_order(self.x)
+        self.order = row_order(self.x) if order is None else order
+
+    def rows(self, lo: int, hi: int) -> "SortedRows":
+        """Rows ``lo..hi`` (inclusive), sharing the arrays and the sort."""
+        return SortedRows(self.x[lo:hi + 1], self.order[lo:hi + 1])
 
     def ranks(self, mask: np.ndarray | None = None) -> np.ndarray:
         """[D, S] average ranks (1..n) among the finite entries in ``mask``; NaN elsewhere."""
         return rank_rows_masked(self.x, self.order, _mask(mask, self.x.shape))
+
+    def select(self, rows: np.ndarray, eligible: np.ndarray, width: int | None = None,
+               descending: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """([T, width] columns of the finite ``eligible`` [T, S] entries of ``rows`` [T] in
+        ascending (``descending``: descending) order, ties by column, -1 padded; [T] counts)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if eligible.shape != (rows.size, self.x.shape[1]):
+            raise ValueError(f"eligible must be [{rows.size}, {self.x.shape[1]}], got "
+                             f"{eligible.shape}")
+        width = self.x.shape[1] if width is None else max(1, min(int(width), self.x.shape[1]))
+        return select_ordered(self.x, self.order, rows, np.ascontiguousarray(eligible, bool),
+                              width, descending)
 
 
 def _mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:

@@ -17,13 +17,13 @@ round trip ``fee`` (default 0.3%), figures before and after fees; the benchmark 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
 
 from backtest.context import TRADE_PRICES, MarketContext
-from backtest.jit import row_order
+from backtest.kernels import SortedRows
 from backtest.metrics import performance, yearly_returns
 from backtest.portfolio import Holdings, simulate
 
@@ -47,13 +47,11 @@ def ranked(score: np.ndarray, eligible: np.ndarray, width: int | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
     """([T, width] best eligible stocks by descending score, [T] eligible counts).
 
-    Ties keep stock order (as a stable sort would): :func:`backtest.jit.row_order` sorts
-    packed (value, column) keys, so equal values come in column order.
+    Ties keep stock order (as a stable sort would); rows with fewer eligible stocks than
+    ``width`` are padded with -1.
     """
-    ok = eligible & np.isfinite(score)
-    n = ok.sum(axis=1)
-    k = score.shape[1] if width is None else max(1, min(int(width), score.shape[1]))
-    return row_order(np.where(ok, -score, np.nan))[:, :k], n
+    return SortedRows(score).select(np.arange(score.shape[0]), eligible, width,
+                                    descending=True)
 
 
 def equal_weight_market(ctx: MarketContext, universe: np.ndarray) -> np.ndarray:
@@ -69,16 +67,19 @@ def equal_weight_market(ctx: MarketContext, universe: np.ndarray) -> np.ndarray:
 
 
 def signal_ranking(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
-                   span: tuple[int, int], lag: int, portfolios: Sequence[str] = PORTFOLIOS
+                   span: tuple[int, int], lag: int, portfolios: Sequence[str] = PORTFOLIOS,
+                   sorted_score: SortedRows | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(signal days [T], [T, W] best eligible stocks, [T] eligible counts) of a span;
-    W is the largest portfolio size needed."""
+    W is the largest portfolio size needed. ``sorted_score``: the row sort of the whole
+    ``score`` array, shared with the other tests."""
     lo, hi = span
     signals = np.arange(lo, min(hi, len(ctx.dates) - 1 - lag) + 1)
     eligible = universe[signals] & ctx.can_buy[signals + lag] & np.isfinite(score[signals])
     n = eligible.sum(axis=1)
     width = max(int(top_counts(n, p).max(initial=0)) for p in portfolios)
-    order, n = ranked(score[signals], eligible, width)
+    sorted_score = sorted_score if sorted_score is not None else SortedRows(score)
+    order, n = sorted_score.select(signals, eligible, width, descending=True)
     return signals, order, n
 
 
@@ -123,12 +124,17 @@ def topk_tables(ctx: MarketContext, factors: dict[str, np.ndarray],
                 spans: dict[str, tuple[int, int]], universe_name: str, universe: np.ndarray,
                 prices: Sequence[str] = TRADE_PRICES, rebalance: dict[str, int] | None = None,
                 fee: float = DEFAULT_FEE,
-                portfolios: Sequence[str] = PORTFOLIOS) -> dict[str, pl.DataFrame]:
-    """``topk_summary``, ``topk_yearly`` and ``topk_daily`` (net excess) for each factor."""
+                portfolios: Sequence[str] = PORTFOLIOS,
+                sorts: Mapping[str, SortedRows] | None = None) -> dict[str, pl.DataFrame]:
+    """``topk_summary``, ``topk_yearly`` and ``topk_daily`` (net excess) for each factor.
+
+    sorts: optional factor name -> row sort of its whole array (shared between tests)."""
     summary, yearly, daily = [], [], []
     market = equal_weight_market(ctx, universe)
     for name, score in factors.items():
-        rankings = {lag: signal_ranking(ctx, score, universe, spans[name], lag, portfolios)
+        sorted_score = (sorts or {}).get(name) or SortedRows(score)
+        rankings = {lag: signal_ranking(ctx, score, universe, spans[name], lag, portfolios,
+                                        sorted_score)
                     for lag in {ctx.trade_lag(p) for p in prices}}
         for freq, period in (rebalance or REBALANCE).items():
             for price in prices:
