@@ -67,30 +67,29 @@ def ols_residuals(y: np.ndarray, exposure: np.ndarray, groups: np.ndarray,
     """Per-day OLS residual of ``y`` on ``[industry dummies, exposure]`` over ``mask``:
     :func:`market.returns.neutralize` (Frisch-Waugh-Lovell, see there), bit-identical.
 
-    Works on the flat positions of the regression's stock-days (row-major, the order the
-    reference's ``np.nonzero`` gives, so every ``bincount`` sum is accumulated in the same
-    order) gathered with ``np.take`` instead of 2-D fancy indexing.
+    One pass over the days on each day's regression stocks (cache-sized arrays instead of
+    ``[D, S]`` gathers): every ``bincount`` sum takes the same terms in the same order as
+    the reference's (its flat stock-days are row-major, so within a day and industry they
+    come in stock order too).
     """
     m = mask & np.isfinite(y) & np.isfinite(exposure)
-    d, s = y.shape
-    flat = np.flatnonzero(m)
-    d_idx = flat // s
     n_groups = int(groups.max()) + 1 if groups.size else 1
-    key = d_idx * n_groups
-    key += np.take(groups, flat)
-    yv = np.take(y, flat).astype(np.float64, copy=False)
-    xv = np.take(exposure, flat).astype(np.float64, copy=False)
-    size = d * n_groups
-    cnt = np.maximum(np.bincount(key, minlength=size), 1)
-    yt = yv - np.take(np.bincount(key, yv, size) / cnt, key)
-    xt = xv - np.take(np.bincount(key, xv, size) / cnt, key)
-    sxy = np.bincount(d_idx, xt * yt, d)
-    sxx = np.bincount(d_idx, xt * xt, d)
-    beta = np.divide(sxy, sxx, out=np.zeros_like(sxy), where=sxx > 1e-12)
-    xt *= np.take(beta, d_idx)
-    yt -= xt
     out = np.full(y.shape, np.nan)
-    np.put(out, flat, yt)
+    for day in range(len(y)):
+        idx = np.flatnonzero(m[day])
+        if not len(idx):
+            continue
+        g = groups[day, idx]
+        yv = y[day, idx].astype(np.float64, copy=False)
+        xv = exposure[day, idx].astype(np.float64, copy=False)
+        cnt = np.maximum(np.bincount(g, minlength=n_groups), 1)
+        yt = yv - (np.bincount(g, yv, n_groups) / cnt)[g]
+        xt = xv - (np.bincount(g, xv, n_groups) / cnt)[g]
+        one = np.zeros(len(idx), np.intp)  # a sequential sum, as the reference's per-day one
+        sxy = np.bincount(one, xt * yt, 1)[0]
+        sxx = np.bincount(one, xt * xt, 1)[0]
+        beta = sxy / sxx if sxx > 1e-12 else 0.0
+        out[day, idx] = yt - beta * xt
     return out
 
 
