@@ -420,5 +420,139 @@ def select_ordered(x, order, rows, eligible, width, descending):  # pragma: no c
     return out, counts
 
 
-__all__ = ["adjusted_price_rows", "corr_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
-           "select_ordered", "simulate_rows"]
+@numba.njit(parallel=True, **_JIT)
+def standardize_rows(raw, weights, mask, winsor):  # pragma: no cover - compiled
+    """Compiled :func:`backtest.styles.standardize_styles` (same definition): per row,
+    weighted mean 0 / equal-weighted std 1 over ``mask & finite(raw)``, clip to
+    ``+-winsor``, standardize again; NaN off the cross-section."""
+    d, s = raw.shape
+    out = np.full((d, s), np.nan)
+    for i in numba.prange(d):
+        m = np.empty(s, np.bool_)
+        z = np.zeros(s)
+        w = np.zeros(s)
+        n = 0
+        wsum = 0.0
+        for j in range(s):
+            ok = mask[i, j] and math.isfinite(raw[i, j])
+            m[j] = ok
+            if ok:
+                n += 1
+                z[j] = raw[i, j]
+                wt = weights[i, j]
+                if math.isfinite(wt) and wt > 0:
+                    w[j] = wt
+                    wsum += wt
+        if wsum <= 0:  # no usable weight: equal weights
+            for j in range(s):
+                w[j] = 1.0 if m[j] else 0.0
+            wsum = float(n)
+        nf = max(float(n), 1.0)
+        for rnd in range(2):
+            sw = 0.0
+            se = 0.0
+            sq = 0.0
+            for j in range(s):
+                sw += w[j] * z[j]
+                se += z[j]
+                sq += z[j] * z[j]
+            mu_w = sw / max(wsum, 1e-300)
+            mu_e = se / nf
+            sd = math.sqrt(max(sq / nf - mu_e * mu_e, 0.0))
+            scale = 1.0 / sd if sd > 1e-12 else 0.0
+            for j in range(s):
+                if m[j]:
+                    v = (z[j] - mu_w) * scale
+                    if rnd == 0:
+                        v = min(winsor, max(-winsor, v))
+                    z[j] = v
+        for j in range(s):
+            if m[j]:
+                out[i, j] = z[j]
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def residual_rows(y, regs, mask, weights, weighted):  # pragma: no cover - compiled
+    """Compiled :func:`backtest.kernels.cross_sectional_residual`: per row, the (weighted)
+    OLS residual of ``y`` on ``[1, *regs]`` (regs [K-1, D, S]) over ``mask`` & finite
+    inputs (& weight > 0); NaN elsewhere and on rows with no more stocks than K. A ridge
+    of 1e-12 x trace(X'WX) keeps the normal equations solvable."""
+    d, s = y.shape
+    kr = regs.shape[0]
+    k = kr + 1
+    out = np.full((d, s), np.nan)
+    for i in numba.prange(d):
+        m = np.empty(s, np.bool_)
+        n = 0
+        for j in range(s):
+            ok = mask[i, j] and math.isfinite(y[i, j])
+            for r in range(kr):
+                ok = ok and math.isfinite(regs[r, i, j])
+            if weighted:
+                ok = ok and math.isfinite(weights[i, j]) and weights[i, j] > 0
+            m[j] = ok
+            n += ok
+        if n <= k:
+            continue
+        xtx = np.zeros((k, k))
+        xty = np.zeros(k)
+        row = np.empty(k)
+        for j in range(s):
+            if not m[j]:
+                continue
+            wt = weights[i, j] if weighted else 1.0
+            row[0] = 1.0
+            for r in range(kr):
+                row[r + 1] = regs[r, i, j]
+            for a in range(k):
+                xty[a] += wt * row[a] * y[i, j]
+                for b in range(a, k):
+                    xtx[a, b] += wt * row[a] * row[b]
+        trace = 0.0
+        for a in range(k):
+            trace += xtx[a, a]
+            for b in range(a):
+                xtx[a, b] = xtx[b, a]
+        for a in range(k):
+            xtx[a, a] += 1e-12 * trace
+        beta = np.linalg.solve(xtx, xty)
+        for j in range(s):
+            if m[j]:
+                v = y[i, j] - beta[0]
+                for r in range(kr):
+                    v -= beta[r + 1] * regs[r, i, j]
+                out[i, j] = v
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def ewm_window_rows(x, window, lam, lam_window, lag):  # pragma: no cover - compiled
+    """Compiled :func:`backtest.kernels.ewm_window_sum`: ``E[t] - lam^window E[t-window]``
+    with ``E[t] = x[t] + lam E[t-1]`` (NaN as 0), shifted down ``lag`` rows (zeros on top);
+    columns in parallel, the same arithmetic as the numpy formulation."""
+    d, s = x.shape
+    e = np.empty((d, s))
+    out = np.zeros((d, s))
+    block = 64  # columns per task: rows stay contiguous in the inner loop
+    for blk in numba.prange((s + block - 1) // block):
+        j0 = blk * block
+        j1 = min(s, j0 + block)
+        for i in range(d):
+            for j in range(j0, j1):
+                v = x[i, j]
+                v = v if math.isfinite(v) else 0.0
+                # lam = 1: v + 1.0 * prev == v + prev exactly
+                e[i, j] = v + lam * e[i - 1, j] if i else v
+        for i in range(d - lag):
+            for j in range(j0, j1):
+                val = e[i, j]
+                if i >= window:
+                    val -= lam_window * e[i - window, j]
+                out[i + lag, j] = val
+    return out
+
+
+__all__ = ["adjusted_price_rows", "corr_rows", "ewm_window_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
+           "residual_rows", "select_ordered",
+           "simulate_rows", "standardize_rows"]

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backtest.jit import (corr_rows, rank_corr_rows, rank_rows_masked, row_order,
-                          select_ordered)
+from backtest.jit import (corr_rows, ewm_window_rows, rank_corr_rows, rank_rows_masked,
+                          residual_rows, row_order, select_ordered)
 
 
 class SortedRows:
@@ -111,18 +111,15 @@ def ewm_window_sum(x: np.ndarray, window: int, halflife: float | None = None,
     ``lam = 0.5 ** (1 / halflife)`` (``halflife=None``: lam = 1, a plain rolling sum).
     Only rows ``<= t - lag`` enter row t (no look-ahead); rows before the start count as 0.
     Computed exactly as ``E[t] - lam^window * E[t - window]`` with the infinite EWMA
-    ``E[t] = x[t] + lam * E[t-1]`` (:func:`decay_scan`, O(D S)).
+    ``E[t] = x[t] + lam * E[t-1]`` (O(D S), compiled: :func:`backtest.jit.ewm_window_rows`).
     """
     if window < 1 or lag < 0:
         raise ValueError(f"window must be >= 1 and lag >= 0, got {window}, {lag}")
-    x0 = np.asarray(x, dtype=np.float64)
-    out = np.where(np.isfinite(x0), x0, 0.0)
     lam = 1.0 if halflife is None else 0.5 ** (1.0 / halflife)
-    decay_scan(out, lam)
-    out[window:] -= lam ** window * out[:-window]  # the right side is evaluated first
-    if lag:
-        out = np.vstack([np.zeros((lag, *out.shape[1:])), out[:-lag]])
-    return out
+    x0 = np.asarray(x, dtype=np.float64)
+    if x0.ndim != 2:
+        raise ValueError(f"ewm_window_sum needs a [D, S] array, got shape {x0.shape}")
+    return ewm_window_rows(np.ascontiguousarray(x0), window, lam, lam ** window, lag)
 
 
 def decay_scan(x: np.ndarray, lam: float = 1.0) -> np.ndarray:
@@ -152,31 +149,13 @@ def cross_sectional_residual(y: np.ndarray, regressors: Sequence[np.ndarray], ma
     """[D, S] per-day (weighted) OLS residual of ``y`` on ``[1, *regressors]``.
 
     Fitted per row over ``mask`` & all inputs finite (& weight > 0); NaN elsewhere. Days
-    with no more stocks than coefficients give NaN. The K x K normal equations of every
-    day are assembled from row sums of 2-d products (no [D, S, K] array) and solved at once.
+    with no more stocks than coefficients give NaN. Each day's K x K normal equations (with
+    a 1e-12 x trace ridge) are assembled and solved in compiled code
+    (:func:`backtest.jit.residual_rows`).
     """
-    m = mask & np.isfinite(y)
-    for r in regressors:
-        m &= np.isfinite(r)
-    if weights is not None:
-        m &= np.isfinite(weights) & (weights > 0)
-    w = m.astype(np.float64) if weights is None else np.where(m, weights, 0.0)
-    cols = [w, *(np.where(m, r, 0.0) * w for r in regressors)]  # weighted columns w * x_k
-    raw = [np.ones(1), *(np.where(m, r, 0.0) for r in regressors)]
-    k = len(cols)
-    y0 = np.where(m, y, 0.0)
-    xtx = np.empty((y.shape[0], k, k))
-    for a in range(k):
-        for b in range(a, k):
-            xtx[:, a, b] = xtx[:, b, a] = (np.einsum("ij,ij->i", cols[a], raw[b]) if b
-                                           else cols[a].sum(axis=1))
-    xty = np.stack([np.einsum("ij,ij->i", c, y0) for c in cols], axis=1)  # [D, K]
-    ok = m.sum(axis=1) > k
-    xtx[~ok] = np.eye(k)
-    xty[~ok] = 0.0
-    ridge = 1e-12 * np.trace(xtx, axis1=1, axis2=2)[:, None, None] * np.eye(k)
-    beta = np.linalg.solve(xtx + ridge, xty[..., None])[..., 0]  # [D, K]
-    resid = y - beta[:, :1]
-    for j in range(1, k):
-        resid = resid - beta[:, j:j + 1] * raw[j]
-    return np.where(m & ok[:, None], resid, np.nan)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    regs = (np.stack([np.asarray(r, dtype=np.float64) for r in regressors]) if regressors
+            else np.zeros((0, *y.shape)))
+    weighted = weights is not None
+    w = np.ascontiguousarray(weights, dtype=np.float64) if weighted else np.ones((1, 1))
+    return residual_rows(y, regs, np.ascontiguousarray(mask, dtype=bool), w, weighted)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtest.jit import standardize_rows
 from backtest.kernels import (cross_sectional_residual, decay_scan, ewm_weight_sum,
                               ewm_window_sum)
 from market.panel import Panel
@@ -78,35 +79,14 @@ def standardize_styles(raw: np.ndarray, weights: np.ndarray, mask: np.ndarray,
     finite and positive are left out of the mean (equal weights if none is usable);
     mask: [D, S] stocks in the cross-section. Values beyond ``+-winsor`` are clipped, then
     the day is standardized again. NaN outside ``mask`` or where ``raw`` is not finite.
+    Compiled, one row per task (:func:`backtest.jit.standardize_rows`).
     """
     if raw.shape != weights.shape or raw.shape != mask.shape:
         raise ValueError(f"raw, weights and mask must share a shape, got {raw.shape}, "
                          f"{weights.shape}, {mask.shape}")
-    m = mask & np.isfinite(raw)
-    w = np.where(m & np.isfinite(weights) & (weights > 0), weights, 0.0)
-    w = np.where((w.sum(axis=1) > 0)[:, None], w, m)
-    mf = m.astype(np.float64)
-    z = np.where(m, raw, 0.0)
-    for clip in (True, False):
-        z = _standardize_once(z, w, mf)
-        if clip:
-            np.clip(z, -winsor, winsor, out=z)
-    z[~m] = np.nan
-    return z
-
-
-def _standardize_once(x0: np.ndarray, w: np.ndarray, mf: np.ndarray) -> np.ndarray:
-    """(x - weighted mean) / equal-weighted std (ddof 0) per row; x0 and mf are 0 off-mask."""
-    n = np.maximum(mf.sum(axis=1), 1.0)
-    mu_w = np.einsum("ij,ij->i", w, x0) / np.maximum(w.sum(axis=1), 1e-300)
-    mu_e = x0.sum(axis=1) / n
-    var = np.maximum(np.einsum("ij,ij->i", x0, x0) / n - mu_e * mu_e, 0.0)
-    sd = np.sqrt(var)
-    scale = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-12)
-    z = x0 - mu_w[:, None]
-    z *= scale[:, None]
-    z *= mf  # back to 0 off the mask
-    return z
+    f64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+    return standardize_rows(f64(raw), f64(weights), np.ascontiguousarray(mask, dtype=bool),
+                            float(winsor))
 
 
 def style_factors(panel: Panel, names: Sequence[str] | None = None,

@@ -115,3 +115,41 @@ def test_row_ic_fuses_pearson_and_spearman() -> None:
     np.testing.assert_array_equal(rank, row_rank_corr(x, y, mask, min_count=10))
     np.testing.assert_allclose(raw, row_corr(x, y, mask, min_count=10), rtol=0, atol=1e-15)
     assert np.isnan(row_ic(SortedRows(x), SortedRows(y), mask, pearson=False)[1]).all()
+
+
+def test_ewm_window_sum_equals_the_numpy_formulation() -> None:
+    """Bit-identical to ``E[t] - lam^w E[t-w]`` computed with whole-row numpy passes."""
+    from backtest.kernels import decay_scan, ewm_window_sum
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((300, 70))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    for window, halflife, lag in ((40, 10, 0), (60, 20, 7), (21, None, 0), (5, None, 3)):
+        lam = 1.0 if halflife is None else 0.5 ** (1 / halflife)
+        want = decay_scan(np.where(np.isfinite(x), x, 0.0), lam)
+        want[window:] -= lam ** window * want[:-window]
+        want = np.vstack([np.zeros((lag, 70)), want[:300 - lag]])
+        np.testing.assert_array_equal(ewm_window_sum(x, window, halflife, lag), want)
+
+
+def test_standardize_matches_numpy_formulation() -> None:
+    from backtest.styles import standardize_styles
+
+    rng = np.random.default_rng(7)
+    raw = 3 * rng.standard_normal((40, 90))
+    raw[rng.random(raw.shape) < 0.1] = np.nan
+    w = rng.random((40, 90))
+    w[3] = 0.0  # no usable weight: equal weights
+    mask = rng.random((40, 90)) < 0.9
+    m = mask & np.isfinite(raw)
+    ww = np.where(m & (w > 0), w, 0.0)
+    ww = np.where((ww.sum(axis=1) > 0)[:, None], ww, m)
+    z = np.where(m, raw, 0.0)
+    for clip in (True, False):
+        n = m.sum(axis=1)
+        mu_w = (ww * z).sum(axis=1) / ww.sum(axis=1)
+        sd = np.sqrt((z * z).sum(axis=1) / n - (z.sum(axis=1) / n) ** 2)
+        z = (z - mu_w[:, None]) / sd[:, None] * m
+        z = np.clip(z, -3, 3) if clip else z
+    np.testing.assert_allclose(standardize_styles(raw, w, mask), np.where(m, z, np.nan),
+                               atol=1e-12)
