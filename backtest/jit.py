@@ -553,6 +553,53 @@ def ewm_window_rows(x, window, lam, lam_window, lag):  # pragma: no cover - comp
     return out
 
 
-__all__ = ["adjusted_price_rows", "corr_rows", "ewm_window_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
+@numba.njit(parallel=True, **_JIT)
+def ew_beta_rows(ret, obs, market, have_cum, mask, window, lam, lam_window,
+                 min_periods):  # pragma: no cover - compiled
+    """Compiled :func:`backtest.styles._beta_hsigma`: exponentially weighted regression of
+    ``ret`` on ``market`` over ``window`` rows; (beta, residual std) [D, S], NaN where fewer
+    than ``min_periods`` observed days, a flat market or off ``mask``. The six window sums
+    use :func:`ewm_window_rows`' arithmetic, so the values equal the numpy formulation's."""
+    d, s = ret.shape
+    beta = np.full((d, s), np.nan)
+    hsigma = np.full((d, s), np.nan)
+    block = 64
+    for blk in numba.prange((s + block - 1) // block):
+        j0 = blk * block
+        width = min(s, j0 + block) - j0
+        e = np.empty((6, d, width))  # running E of: weight, x, y, xx, yy, xy
+        for i in range(d):
+            for c in range(width):
+                j = j0 + c
+                o = obs[i, j]
+                x = market[i] if o else 0.0
+                y = ret[i, j] if o else 0.0
+                vals = (1.0 if o else 0.0, x, y, x * x, y * y, x * y)
+                for k in range(6):
+                    e[k, i, c] = vals[k] + lam * e[k, i - 1, c] if i else vals[k]
+        for i in range(d):
+            for c in range(width):
+                j = j0 + c
+                sums = np.empty(6)
+                for k in range(6):
+                    v = e[k, i, c]
+                    if i >= window:
+                        v -= lam_window * e[k, i - window, c]
+                    sums[k] = v
+                sw = sums[0]
+                mx = sums[1] / sw
+                my = sums[2] / sw
+                vx = sums[3] / sw - mx * mx
+                vy = sums[4] / sw - my * my
+                cov = sums[5] / sw - mx * my
+                b = cov / vx
+                count = have_cum[i, j] - (have_cum[i - window, j] if i >= window else 0)
+                if count >= min_periods and vx > 1e-14 and mask[i, j]:
+                    beta[i, j] = b
+                    hsigma[i, j] = math.sqrt(max(vy - b * cov, 0.0))
+    return beta, hsigma
+
+
+__all__ = ["adjusted_price_rows", "corr_rows", "ew_beta_rows", "ewm_window_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
            "residual_rows", "select_ordered",
            "simulate_rows", "standardize_rows"]

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backtest.jit import standardize_rows
+from backtest.jit import ew_beta_rows, standardize_rows
 from backtest.kernels import (cross_sectional_residual, decay_scan, ewm_weight_sum,
                               ewm_window_sum)
 from market.panel import Panel
@@ -188,21 +188,15 @@ def _combine(inp: _Inputs, cfg: StyleConfig, parts: dict[float, np.ndarray]) -> 
 
 
 def _beta_hsigma(inp: _Inputs, cfg: StyleConfig) -> tuple[np.ndarray, np.ndarray]:
-    """EW regression of r on the market: slope and residual std (HSIGMA), [D, S] each."""
+    """EW regression of r on the market: slope and residual std (HSIGMA), [D, S] each.
+
+    Window sums of weights, x, y, x^2, y^2, xy (``E[t] - lam^w E[t-w]`` as in
+    :func:`backtest.kernels.ewm_window_sum`); beta = cov / var(x), HSIGMA = sqrt(var(y) -
+    beta cov); compiled in one pass (:func:`backtest.jit.ew_beta_rows`)."""
     obs = inp.have & np.isfinite(inp.market)[:, None]
-    x = np.where(obs, inp.market[:, None], 0.0)
-    y = np.where(obs, inp.ret, 0.0)
-    win, hl = cfg.beta_window, cfg.beta_halflife
-    sw = ewm_weight_sum(obs, win, hl)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mx, my = ewm_window_sum(x, win, hl) / sw, ewm_window_sum(y, win, hl) / sw
-        vx = ewm_window_sum(x * x, win, hl) / sw - mx * mx
-        vy = ewm_window_sum(y * y, win, hl) / sw - my * my
-        cov = ewm_window_sum(x * y, win, hl) / sw - mx * my
-        beta = cov / vx
-        resid_var = np.maximum(vy - beta * cov, 0.0)
-    ok = (inp.window_count(inp.have_cum, win) >= cfg.beta_min_periods) & (vx > 1e-14) & inp.mask
-    return np.where(ok, beta, np.nan), np.where(ok, np.sqrt(resid_var), np.nan)
+    lam = 0.5 ** (1.0 / cfg.beta_halflife)
+    return ew_beta_rows(inp.ret, obs, inp.market, inp.have_cum, inp.mask, cfg.beta_window,
+                        lam, lam ** cfg.beta_window, cfg.beta_min_periods)
 
 
 def _momentum(inp: _Inputs, cfg: StyleConfig) -> np.ndarray:
