@@ -124,17 +124,16 @@ class RobustNormalizer:
         five, each over a long contiguous run: the division and the median's subtraction
         are one ``addcdiv`` (``-median + x / last``, the same two roundings), and the
         per-stock divisors are tiled ``k`` lags wide (``x`` viewed as
-        ``[N, W / k, k * F]``), because a ``[N, 1, F]`` broadcast leaves 6-element inner
-        loops that run 3x slower than the ``[W, F]`` ones.
+        ``[N, W / k, k * F]``, k <= 10 divides W), because a ``[N, 1, F]`` broadcast leaves
+        6-element inner loops that run 3x slower than the ``[W, F]`` ones.
         """
         if self.median is None:
             raise RuntimeError("RobustNormalizer.transform called before fit")
         n, w, f = win.shape
-        k = max(j for j in range(1, min(w, 32) + 1) if w % j == 0)  # lags per tile
-        last = win[:, -1, :].index_select(1, torch.tensor(divisor_cols))  # [N, F], a copy
+        k = max(j for j in range(1, min(w, 10) + 1) if w % j == 0)  # lags per tile
         tiles = win.view(n, w // k, k * f)
         torch.addcdiv(torch.from_numpy(-self.median).view(w // k, k * f), tiles,
-                      last.repeat(1, k)[:, None, :], out=tiles)
+                      _tile(win[:, -1, divisor_cols], k)[:, None, :], out=tiles)
         win.mul_(torch.from_numpy(1.0 / self.sigma)).clamp_(-self.clip, self.clip)
         return win.nan_to_num_(0.0)
 
@@ -171,6 +170,19 @@ def window_counts(flags: np.ndarray, window: int) -> np.ndarray:
         np.add(out[t - 1], flags[t], out=out[t])
         if t >= window:
             np.subtract(out[t], flags[t - window], out=out[t])
+    return out
+
+
+def _tile(a: torch.Tensor, k: int) -> torch.Tensor:
+    """``a.repeat(1, k)`` for a 2-D ``a`` by doubling copies (2x faster for short rows)."""
+    n, f = a.shape
+    out = torch.empty((n, k * f), dtype=a.dtype)
+    out[:, :f] = a
+    done = f
+    while done < k * f:
+        step = min(done, k * f - done)
+        out[:, done:done + step] = out[:, :step]
+        done += step
     return out
 
 

@@ -17,8 +17,9 @@ import torch
 
 import market.returns as ref
 from datamodules import labels
-from datamodules.features import (PRICE_FEATURES, RobustNormalizer, build_inputs, divisor_columns,
-                                  eligibility, nanmedian_rows, scale_windows, window_counts)
+from datamodules.features import (PRICE_FEATURES, RobustNormalizer, _tile, build_inputs,
+                                  divisor_columns, eligibility, nanmedian_rows, scale_windows,
+                                  window_counts)
 from market.panel import Panel
 from market.synthetic import generate_market
 
@@ -210,3 +211,9 @@ def test_day_batches_are_the_unfused_path_bit_for_bit() -> None:
             _identical(item["x"].numpy(), expected)
             y = dm.labels[day, stocks]
             _identical(item["y"].numpy(), np.where(np.isfinite(y), y, 0).astype(np.float32))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 10])
+def test_tile_is_repeat(k: int) -> None:
+    a = torch.rand(13, 6)
+    assert torch.equal(_tile(a, k), a.repeat(1, k))
