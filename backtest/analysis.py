@@ -19,7 +19,7 @@ from backtest.data import Factors
 from backtest.groups import group_tables
 from backtest.ic import ic_analysis
 from backtest.kernels import SortedRows
-from backtest.styles import STYLE_NAMES, StyleConfig, style_factors
+from backtest.styles import STYLE_NAMES, StyleConfig
 from backtest.topk import DEFAULT_FEE, PORTFOLIOS, REBALANCE, topk_tables
 
 SECTIONS = ("ic", "groups", "topk", "correlation", "styles")
@@ -95,7 +95,7 @@ def run_analysis(ctx: MarketContext, factors: Factors, universes: Mapping[str, n
     if "ic" in cfg.sections:
         hs = sorted(set(cfg.horizons) | set(cfg.decay_horizons))
         t0 = time.perf_counter()
-        forward = {h: ctx.forward(h) for h in hs}
+        forward = {h: ctx.forward_sorted(h) for h in hs}
         timings["forward_returns"] = time.perf_counter() - t0
         timed("ic", ic_analysis, factors, forward, ctx.dates, universes, cfg.horizons,
               cfg.decay_horizons, sorts)
@@ -111,7 +111,7 @@ def run_analysis(ctx: MarketContext, factors: Factors, universes: Mapping[str, n
         timed("correlation", lambda: {"factor_correlation": factor_correlation(values)})
     if "styles" in cfg.sections and cfg.styles:
         t0 = time.perf_counter()
-        styles = style_factors(ctx.panel, cfg.styles, cfg.style_config)
+        styles = ctx.styles(cfg.styles, cfg.style_config)
         timings["style_factors"] = time.perf_counter() - t0
         timed("style_exposure", lambda: {"style_exposure": style_exposure(values, styles,
                                                                             spans)})

@@ -8,11 +8,18 @@ week ids (Monday-based calendar weeks) for weekly rebalancing.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from backtest.jit import forward_rows, row_order
+from backtest.kernels import SortedRows
+from backtest.market_cache import MarketCache
 from backtest.portfolio import adjusted_trade_price
+from backtest.styles import StyleConfig, style_factors
 from market.panel import Panel
 from market.returns import forward_fill
 from market.tradability import Tradability, tradability
@@ -26,24 +33,33 @@ class MarketContext:
 
     price: [D, S] forward-filled adjusted close; suspended / limit_up / limit_down /
     can_buy: [D, S] bool masks of ``market.tradability`` (computed only when a
-    portfolio test needs them); ``trade_price(name)`` and ``forward(h)`` likewise.
+    portfolio test needs them); ``trade_price(name)``, ``forward(h)``, ``forward_sorted(h)``
+    and ``styles(...)`` likewise. With a :class:`~backtest.market_cache.MarketCache`
+    (``cache``) they are also stored on disk and memory-mapped by later runs.
     """
 
     panel: Panel
     price: np.ndarray
+    cache: MarketCache | None = None
     _trade: dict[str, np.ndarray] = field(default_factory=dict)
     _forward: dict[int, np.ndarray] = field(default_factory=dict)
+    _sorted: dict[int, SortedRows] = field(default_factory=dict)
     _tradability: Tradability | None = None
 
     @classmethod
-    def from_panel(cls, panel: Panel) -> "MarketContext":
-        adj = np.asarray(panel["adj_close"], dtype=np.float64)
-        return cls(panel, forward_fill(adj, np.isfinite(adj)))
+    def from_panel(cls, panel: Panel, cache: MarketCache | None = None) -> "MarketContext":
+        def price() -> dict[str, np.ndarray]:
+            adj = np.asarray(panel["adj_close"], dtype=np.float64)
+            return {"price": forward_fill(adj, np.isfinite(adj))}
+
+        return cls(panel, _cached(cache, "price", price)["price"], cache)
 
     @property
     def tradability(self) -> Tradability:
         if self._tradability is None:
-            self._tradability = tradability(self.panel)
+            masks = _cached(self.cache, "tradability",
+                            lambda: dataclasses.asdict(tradability(self.panel)))
+            self._tradability = Tradability(**masks)
         return self._tradability
 
     @property
@@ -86,30 +102,45 @@ class MarketContext:
             if field_name == "close":
                 self._trade[name] = self.price
             else:
-                self._trade[name] = adjusted_trade_price(
-                    self.panel[field_name], self.panel["close"], self.panel["adj_close"],
-                    self.price)
+                self._trade[name] = _cached(self.cache, f"trade_{field_name}", lambda: {
+                    "price": adjusted_trade_price(self.panel[field_name], self.panel["close"],
+                                                  self.panel["adj_close"], self.price)})["price"]
         return self._trade[name]
 
     def forward(self, horizon: int) -> np.ndarray:
         """[D, S] forward return close t+1 -> close t+1+horizon (cached).
 
-        Same values as ``market.returns.forward_returns(panel, horizon)`` (tested), with the
-        forward-filled, listed-only exit price and the entry price computed once.
+        Same values as ``market.returns.forward_returns(panel, horizon)`` (tested): exit at
+        the forward-filled close while listed, entry at the close of t+1 if it has a bar;
+        one compiled pass (:func:`backtest.jit.forward_rows`).
         """
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if horizon not in self._forward:
-            if "exit" not in self._trade:
-                self._trade["exit"] = np.where(self.panel.listed, self.price, np.nan)
-                entry = np.full(self.price.shape, np.nan)
-                entry[:-1] = np.where(self.panel.valid[1:], self._trade["exit"][1:], np.nan)
-                self._trade["entry"] = entry
-            exit_, entry = self._trade["exit"], self._trade["entry"]
-            out = np.full(self.price.shape, np.nan)
-            n = len(self.dates) - 1 - horizon
-            if n > 0:  # in place: no [D, S] temporaries
-                np.divide(exit_[1 + horizon:], entry[:n], out=out[:n])
-                out[:n] -= 1.0
-            self._forward[horizon] = out
+            self._forward[horizon] = _cached(self.cache, f"forward_{horizon}", lambda: {
+                "ret": self._compute_forward(horizon)})["ret"]
         return self._forward[horizon]
+
+    def _compute_forward(self, horizon: int) -> np.ndarray:
+        return forward_rows(self.price, np.ascontiguousarray(self.panel.listed),
+                            np.ascontiguousarray(self.panel.valid), horizon)
+
+    def forward_sorted(self, horizon: int) -> SortedRows:
+        """:meth:`forward` with its row sort (shared by every factor and universe)."""
+        if horizon not in self._sorted:
+            ret = self.forward(horizon)
+            order = _cached(self.cache, f"forward_{horizon}_order",
+                            lambda: {"order": row_order(ret)})["order"]
+            self._sorted[horizon] = SortedRows(ret, order)
+        return self._sorted[horizon]
+
+    def styles(self, names: Sequence[str], config: StyleConfig) -> dict[str, np.ndarray]:
+        """Style exposures ``name -> [D, S]`` (:func:`backtest.styles.style_factors`)."""
+        key = hashlib.sha1(repr((list(names), config)).encode()).hexdigest()[:12]
+        return _cached(self.cache, f"styles_{key}",
+                       lambda: style_factors(self.panel, names, config))
+
+
+def _cached(cache: MarketCache | None, name: str,
+            compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return compute() if cache is None else cache.get(name, compute)

@@ -49,13 +49,15 @@ def _years(dates: np.ndarray) -> np.ndarray:
     return dates.astype("datetime64[Y]").astype(int) + 1970
 
 
-def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray], dates: np.ndarray,
+def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray | SortedRows],
+                dates: np.ndarray,
                 universes: Mapping[str, np.ndarray], horizons: Sequence[int],
                 decay_horizons: Sequence[int] = (),
                 sorts: Mapping[str, SortedRows] | None = None) -> dict[str, pl.DataFrame]:
     """IC tables for every factor x universe x horizon.
 
-    forward: horizon -> [D, S] forward returns (must hold every horizon used);
+    forward: horizon -> [D, S] forward returns, or their :class:`SortedRows` (the row sort
+    shared by every factor; ``MarketContext.forward_sorted``), for every horizon used;
     universes: name -> [D, S] bool. Returns ``ic_daily`` (factor, universe, horizon, date,
     ic, rank_ic), ``ic_summary`` (one row per factor, universe, horizon, metric),
     ``ic_yearly`` (per calendar year: mean, icir, win_rate, n_days) and ``ic_decay``
@@ -65,6 +67,7 @@ def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray], dates: np.n
     daily, summary, yearly, decay = [], [], [], []
     first_universe = next(iter(universes))
     sorted_ret: dict[tuple[int, int, int], SortedRows] = {}
+    full_ret = {h: f for h, f in forward.items() if isinstance(f, SortedRows)}
     for name in factors.names:
         lo, hi = factors.spans[name]
         score, days = factors.values[name][lo:hi + 1], dates[lo:hi + 1]
@@ -74,10 +77,10 @@ def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray], dates: np.n
             hs = sorted(set(horizons) | (set(decay_horizons) if uni == first_universe else set()))
             for h in hs:
                 m = umask[lo:hi + 1]
-                ret = forward[h][lo:hi + 1]
                 key = (h, lo, hi)
                 if key not in sorted_ret:
-                    sorted_ret[key] = SortedRows(ret)
+                    sorted_ret[key] = (full_ret[h].rows(lo, hi) if h in full_ret
+                                       else SortedRows(forward[h][lo:hi + 1]))
                 rank, ic = row_ic(sorted_score, sorted_ret[key], m, MIN_STOCKS,
                                   pearson=h in horizons)
                 if h in horizons:

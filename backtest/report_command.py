@@ -11,10 +11,11 @@ from pathlib import Path
 from backtest.analysis import SECTIONS, AnalysisConfig, available_universes, run_analysis
 from backtest.context import TRADE_PRICES, MarketContext
 from backtest.data import load_factors, market_source, universe_masks
+from backtest.market_cache import MarketCache
 from backtest.report import write_report
 from backtest.styles import STYLE_NAMES
 from backtest.topk import DEFAULT_FEE, PORTFOLIOS, REBALANCE
-from market.sources import load_panel
+from market.sources import cache_path, load_panel
 
 log = logging.getLogger(__name__)
 INDEX_UNIVERSES = ("all", "csi300", "csi500", "csi1000")
@@ -43,7 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="factor parquet files (date, code, score), directories or globs")
     p.add_argument("--data", default="auto", help="auto | synthetic[:k=v,...] | "
                    "cn_shared[:root] | <market directory> (see docs/backtest.md)")
-    p.add_argument("--cache-dir", default=None, help="panel cache directory (memory-mapped)")
+    p.add_argument("--cache-dir", default=None, help="panel cache directory (memory-mapped); "
+                   "also caches the market-side arrays (forward returns and their sorts, "
+                   "tradability, trade prices, styles) under <panel>/derived")
+    p.add_argument("--no-market-cache", action="store_true",
+                   help="with --cache-dir, do not read or store the market-side arrays")
     p.add_argument("--out", default="runs/backtest", help="output directory")
     p.add_argument("--universes", default="auto", help="comma list among all, csi300, "
                    "csi500, csi1000 and --membership names; auto = those the market has")
@@ -104,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     log.info("market %s", source.key())
     panel = load_panel(source, args.cache_dir)
     factors = load_factors(paths, panel, args.allow_unmatched)
-    ctx = MarketContext.from_panel(panel)
+    cache = (MarketCache(cache_path(source, args.cache_dir) / "derived")
+             if args.cache_dir and not args.no_market_cache else None)
+    ctx = MarketContext.from_panel(panel, cache)
     universes = _universes(args, ctx)
     config = AnalysisConfig(horizons=args.horizons, main_horizon=args.main_horizon,
                             decay_horizons=args.decay_horizons, n_groups=args.groups,
@@ -117,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
     result.timings = {"load": t_load, **result.timings}
     facts = {"market": source.key(), "factors": ", ".join(factors.names),
              "panel": f"{panel.shape[0]} days x {panel.shape[1]} stocks"}
+    if cache is not None:
+        facts["market cache"] = (f"{cache.dir}: {len(cache.hits)} entries read, "
+                                 f"{len(cache.misses)} computed and stored")
     written = write_report(result, args.out, facts)
     if args.wandb:
         from backtest.wandb_log import log_to_wandb
