@@ -88,7 +88,9 @@ def run_analysis(ctx: MarketContext, factors: Factors, universes: Mapping[str, n
         timings[part] = time.perf_counter() - t0
 
     sorts: dict[str, SortedRows] = {}
-    if {"ic", "groups", "topk"} & set(cfg.sections):  # one row sort per factor, shared
+    sections = set(cfg.sections)
+    if ({"ic", "groups", "topk"} & sections or ("styles" in sections and cfg.styles)
+            or ("correlation" in sections and len(values) > 1)):  # one row sort per factor
         t0 = time.perf_counter()
         sorts = {name: SortedRows(v) for name, v in values.items()}
         timings["factor_sort"] = time.perf_counter() - t0
@@ -108,13 +110,14 @@ def run_analysis(ctx: MarketContext, factors: Factors, universes: Mapping[str, n
               universes[cfg.topk_universe], cfg.prices, cfg.rebalance, cfg.fee, cfg.portfolios,
               sorts)
     if "correlation" in cfg.sections and len(values) > 1:
-        timed("correlation", lambda: {"factor_correlation": factor_correlation(values)})
+        timed("correlation", lambda: {"factor_correlation": factor_correlation(
+            values, sorts=sorts)})
     if "styles" in cfg.sections and cfg.styles:
         t0 = time.perf_counter()
-        styles = ctx.styles(cfg.styles, cfg.style_config)
+        styles = ctx.styles_sorted(cfg.styles, cfg.style_config)
         timings["style_factors"] = time.perf_counter() - t0
         timed("style_exposure", lambda: {"style_exposure": style_exposure(values, styles,
-                                                                            spans)})
+                                                                            spans, sorts)})
     return AnalysisResult(tables, timings, cfg, list(universes))
 
 

@@ -136,9 +136,19 @@ class MarketContext:
 
     def styles(self, names: Sequence[str], config: StyleConfig) -> dict[str, np.ndarray]:
         """Style exposures ``name -> [D, S]`` (:func:`backtest.styles.style_factors`)."""
-        key = hashlib.sha1(repr((list(names), config)).encode()).hexdigest()[:12]
-        return _cached(self.cache, f"styles_{key}",
+        return _cached(self.cache, f"styles_{_style_key(names, config)}",
                        lambda: style_factors(self.panel, names, config))
+
+    def styles_sorted(self, names: Sequence[str], config: StyleConfig) -> dict[str, SortedRows]:
+        """:meth:`styles` with their row sorts (shared by every factor)."""
+        expo = self.styles(names, config)
+        orders = _cached(self.cache, f"styles_{_style_key(names, config)}_order",
+                         lambda: {k: row_order(v) for k, v in expo.items()})
+        return {k: SortedRows(v, orders[k]) for k, v in expo.items()}
+
+
+def _style_key(names: Sequence[str], config: StyleConfig) -> str:
+    return hashlib.sha1(repr((list(names), config)).encode()).hexdigest()[:12]
 
 
 def _cached(cache: MarketCache | None, name: str,

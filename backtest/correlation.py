@@ -23,12 +23,14 @@ def _mean(x: np.ndarray) -> float:
     return float(x.mean()) if x.size else float("nan")
 
 
-def factor_correlation(factors: Mapping[str, np.ndarray], mask: np.ndarray | None = None
-                       ) -> pl.DataFrame:
-    """Square table: column ``factor`` then one column per factor (mean daily rank corr)."""
+def factor_correlation(factors: Mapping[str, np.ndarray], mask: np.ndarray | None = None,
+                       sorts: Mapping[str, SortedRows] | None = None) -> pl.DataFrame:
+    """Square table: column ``factor`` then one column per factor (mean daily rank corr).
+
+    sorts: optional factor name -> row sort of its array (shared between tests)."""
     names = list(factors)
     mat = np.eye(len(names))
-    sorts = {n: SortedRows(v) for n, v in factors.items()}  # one sort per factor
+    sorts = {n: (sorts or {}).get(n) or SortedRows(v) for n, v in factors.items()}
     for i, a in enumerate(names):
         for j in range(i + 1, len(names)):
             b = names[j]
@@ -36,19 +38,22 @@ def factor_correlation(factors: Mapping[str, np.ndarray], mask: np.ndarray | Non
     return pl.DataFrame({"factor": names, **{n: mat[:, k] for k, n in enumerate(names)}})
 
 
-def style_exposure(factors: Mapping[str, np.ndarray], styles: Mapping[str, np.ndarray],
-                   spans: Mapping[str, tuple[int, int]]) -> pl.DataFrame:
-    """One row per factor x style: mean daily rank correlation and share of days > 0."""
+def style_exposure(factors: Mapping[str, np.ndarray],
+                   styles: Mapping[str, np.ndarray | SortedRows],
+                   spans: Mapping[str, tuple[int, int]],
+                   sorts: Mapping[str, SortedRows] | None = None) -> pl.DataFrame:
+    """One row per factor x style: mean daily rank correlation and share of days > 0.
+
+    styles: name -> [D, S] exposure or its row sort; sorts: optional factor name -> row
+    sort of its whole array. One sort per factor and per style serves every pair."""
     rows = []
-    sorted_styles: dict[tuple[str, int, int], SortedRows] = {}
+    sorted_styles = {k: v if isinstance(v, SortedRows) else SortedRows(v)
+                     for k, v in styles.items()}
     for name, score in factors.items():
         lo, hi = spans[name]
-        sorted_score = SortedRows(score[lo:hi + 1])  # one sort per factor and per style
-        for style, expo in styles.items():
-            key = (style, lo, hi)
-            if key not in sorted_styles:
-                sorted_styles[key] = SortedRows(expo[lo:hi + 1])
-            corr = row_rank_corr(sorted_score, sorted_styles[key])
+        sorted_score = ((sorts or {}).get(name) or SortedRows(score)).rows(lo, hi)
+        for style, expo in sorted_styles.items():
+            corr = row_rank_corr(sorted_score, expo.rows(lo, hi))
             ok = corr[np.isfinite(corr)]
             rows.append({"factor": name, "style": style, "exposure": _mean(corr),
                          "positive_days": float((ok > 0).mean()) if ok.size else float("nan"),
