@@ -11,10 +11,11 @@ synthetic market with 4,000 stocks:
 2. the median time to assemble one test day's batch (``DayDataset[i]``: windows
    ``[N, 150, 6]`` gathered, scaled, normalized; labels, mask, size groups) over ``--days``
    days of the test year, with N = every eligible stock (about 3,300-3,600 on real data),
-   next to the reference (the plain per-feature numpy path kept below), and checks the
-   batch against it (to float rounding: the reference divides by sigma, the batch path
-   multiplies by 1 / sigma) and, bit for bit, against the unfused numpy + torch path
-   (``normalizer.transform(raw_windows(...))``);
+   next to the reference (the plain per-feature numpy path kept below), and its windows
+   alone next to the unfused path (``normalizer.transform(raw_windows(...))``, the batch
+   path before the fused one), interleaved day by day. The batch is checked against the
+   reference to float rounding (the reference divides by sigma, the batch path multiplies
+   by 1 / sigma) and against the unfused path bit for bit;
 3. a DecompGRU train step on such a batch with and without the batch assembly in the loop
    (the DataLoader runs in the main process: ``num_workers=0``).
 
@@ -120,6 +121,19 @@ def main() -> None:
     print(f"one day's batch, N = {sizes} stocks x {dm.window} days x {len(dm.features)} "
           f"features: {ours * 1e3:.1f} ms median (reference path {ref * 1e3:.1f} ms, "
           f"{ref / ours:.1f}x)")
+    fused, unfused_times = [], []  # the windows alone, interleaved day by day
+    for i in picks.tolist() * 2:
+        day = int(dm.splits["test"].days[i])
+        stocks = np.nonzero(dm.eligible[day])[0]
+        t0 = time.perf_counter()
+        dm.windows(day, stocks)
+        t1 = time.perf_counter()
+        dm.normalizer.transform(dm.raw_windows(day, stocks), count=False)
+        fused.append(t1 - t0)
+        unfused_times.append(time.perf_counter() - t1)
+    a, b = statistics.median(fused), statistics.median(unfused_times)
+    print(f"  its windows: {a * 1e3:.1f} ms median, the unfused path (raw_windows + "
+          f"normalizer.transform) {b * 1e3:.1f} ms, {b / a:.1f}x")
     day = int(dm.splits["test"].days[picks[0]])
     stocks = np.nonzero(dm.eligible[day])[0]
     batch = ds[int(picks[0])]
