@@ -613,7 +613,27 @@ def forward_rows(price, listed, valid, horizon):  # pragma: no cover - compiled
     return out
 
 
+@numba.njit(parallel=True, **_JIT)
+def market_mean_rows(price, universe, valid, listed):  # pragma: no cover - compiled
+    """[D] mean of ``price[t] / price[t-1] - 1`` over yesterday's universe members with a bar
+    yesterday and still listed today (a non-finite return counts 0); NaN without members."""
+    d, s = price.shape
+    out = np.full(d, np.nan)
+    for t in numba.prange(1, d):
+        n = 0
+        total = 0.0
+        for j in range(s):
+            if universe[t - 1, j] and valid[t - 1, j] and listed[t, j]:
+                n += 1
+                r = price[t, j] / price[t - 1, j] - 1.0
+                if math.isfinite(r):
+                    total += r
+        if n:
+            out[t] = total / n
+    return out
+
+
 __all__ = ["adjusted_price_rows", "corr_rows", "ew_beta_rows", "ewm_window_rows",
-           "forward_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
+           "forward_rows", "market_mean_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
            "residual_rows", "select_ordered",
            "simulate_rows", "standardize_rows"]

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from backtest.context import TRADE_PRICES, MarketContext
+from backtest.jit import market_mean_rows
 from backtest.kernels import SortedRows
 from backtest.metrics import performance, yearly_returns
 from backtest.portfolio import Holdings, simulate
@@ -56,14 +57,8 @@ def ranked(score: np.ndarray, eligible: np.ndarray, width: int | None = None
 
 def equal_weight_market(ctx: MarketContext, universe: np.ndarray) -> np.ndarray:
     """[D] daily mean return of yesterday's universe members that had a bar yesterday."""
-    members = np.zeros(universe.shape, bool)
-    members[1:] = universe[:-1] & ctx.panel.valid[:-1] & ctx.panel.listed[1:]
-    ret = np.zeros(universe.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ret[1:] = ctx.price[1:] / ctx.price[:-1] - 1.0
-    ret = np.where(members & np.isfinite(ret), ret, 0.0)
-    n = members.sum(axis=1)
-    return np.divide(ret.sum(axis=1), n, out=np.full(len(n), np.nan), where=n > 0)
+    c = np.ascontiguousarray
+    return market_mean_rows(c(ctx.price), c(universe), c(ctx.panel.valid), c(ctx.panel.listed))
 
 
 def signal_ranking(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
@@ -74,9 +69,12 @@ def signal_ranking(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
     W is the largest portfolio size needed. ``sorted_score``: the row sort of the whole
     ``score`` array, shared with the other tests."""
     lo, hi = span
-    signals = np.arange(lo, min(hi, len(ctx.dates) - 1 - lag) + 1)
-    eligible = universe[signals] & ctx.can_buy[signals + lag] & np.isfinite(score[signals])
-    n = eligible.sum(axis=1)
+    last = min(hi, len(ctx.dates) - 1 - lag)
+    signals = np.arange(lo, last + 1)
+    rows = slice(lo, last + 1)  # views, no gathers
+    eligible = universe[rows] & ctx.can_buy[lo + lag:last + lag + 1]
+    eligible &= np.isfinite(score[rows])
+    n = np.count_nonzero(eligible, axis=1)
     width = max(int(top_counts(n, p).max(initial=0)) for p in portfolios)
     sorted_score = sorted_score if sorted_score is not None else SortedRows(score)
     order, n = sorted_score.select(signals, eligible, width, descending=True)
