@@ -79,33 +79,40 @@ def corr_rows(x, y, mask, min_count):  # pragma: no cover - compiled
 def _masked_ranks(v, order, member, out):  # pragma: no cover - compiled
     """Average ranks 1..n of the members along one row's ascending ``order``.
 
-    ``order`` sorts the row ascending (ties in any order, non-finite entries anywhere:
-    they are skipped); a tie block's members
-    share the mean of their ordinal ranks. Non-members are skipped (``out`` untouched).
+    ``order`` sorts the row ascending (ties in any order). Blocks of equal values share
+    the mean of their members' ordinal ranks; non-members (non-finite values included:
+    NaN equals nothing) are skipped and ``out`` is left untouched there. One gather of
+    ``v`` per entry; a block is revisited only when it holds ties.
     """
     s = order.shape[0]
+    if s == 0:
+        return
     pos = 0.0
-    i = 0
-    while i < s:
-        j = order[i]
-        val = v[j]
-        if not math.isfinite(val):  # NaN last, +-inf wherever: never members
-            i += 1
-            continue
-        k = i + 1
-        while k < s and v[order[k]] == val:
-            k += 1
-        c = 0
-        for q in range(i, k):
-            if member[order[q]]:
-                c += 1
-        if c:
-            rank = pos + (c + 1) / 2.0
-            for q in range(i, k):
-                if member[order[q]]:
-                    out[order[q]] = rank
-            pos += c
-        i = k
+    start = 0
+    cur = v[order[0]]
+    nxt = cur
+    for i in range(1, s + 1):
+        if i < s:
+            nxt = v[order[i]]
+            if nxt == cur:
+                continue
+        if i - start == 1:  # no tie: the usual case
+            j = order[start]
+            if member[j]:
+                pos += 1.0
+                out[j] = pos
+        else:
+            c = 0
+            for q in range(start, i):
+                c += member[order[q]]
+            if c:
+                rank = pos + (c + 1) / 2.0
+                for q in range(start, i):
+                    if member[order[q]]:
+                        out[order[q]] = rank
+                pos += c
+        start = i
+        cur = nxt
 
 
 @numba.njit(parallel=True, **_JIT)
