@@ -640,7 +640,63 @@ def market_mean_rows(price, universe, valid, listed):  # pragma: no cover - comp
     return out
 
 
-__all__ = ["adjusted_price_rows", "corr_rows", "ew_beta_rows", "ewm_window_rows",
+@numba.njit(parallel=True, **_JIT)
+def combine_rows(parts, weights):  # pragma: no cover - compiled
+    """[D, S] ``sum_k w_k z_k / sum_k w_k`` over the parts [K, D, S] finite at each entry
+    (NaN where none is), accumulated in part order as the numpy formulation does."""
+    k, d, s = parts.shape
+    out = np.full((d, s), np.nan)
+    for i in numba.prange(d):
+        for j in range(s):
+            total = 0.0
+            wsum = 0.0
+            for q in range(k):
+                z = parts[q, i, j]
+                if math.isfinite(z):
+                    total += weights[q] * z
+                    wsum += weights[q]
+            if wsum > 0:
+                out[i, j] = total / wsum
+    return out
+
+
+@numba.njit(parallel=True, **_JIT)
+def cmra_rows(logret, life, mask, month_days, months, min_months):  # pragma: no cover
+    """Compiled CMRA (:func:`backtest.styles._cmra`): the range of the cumulative log
+    return lagged 1..``months`` months (listed days only), where at least ``min_months``
+    whole months of listed life exist and ``mask`` holds."""
+    d, s = logret.shape
+    out = np.full((d, s), np.nan)
+    block = 64
+    for blk in numba.prange((s + block - 1) // block):
+        j0 = blk * block
+        width = min(s, j0 + block) - j0
+        cum = np.empty((d, width))
+        for i in range(d):
+            for c in range(width):
+                cum[i, c] = logret[i, j0 + c] + cum[i - 1, c] if i else logret[i, j0 + c]
+        for i in range(d):
+            for c in range(width):
+                j = j0 + c
+                if not mask[i, j] or min((life[i, j] - 1) // month_days, months) < min_months:
+                    continue
+                hi = -np.inf
+                lo = np.inf
+                for t_months in range(1, months + 1):
+                    lag = t_months * month_days
+                    if lag > i:
+                        break
+                    if life[i - lag, j] == 0:
+                        continue  # before listing: no reference point
+                    v = cum[i - lag, c]
+                    hi = max(hi, v)
+                    lo = min(lo, v)
+                if hi >= lo:
+                    out[i, j] = hi - lo
+    return out
+
+
+__all__ = ["adjusted_price_rows", "cmra_rows", "combine_rows", "corr_rows", "ew_beta_rows", "ewm_window_rows",
            "forward_rows", "market_mean_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
            "residual_rows", "select_ordered",
            "simulate_rows", "standardize_rows"]

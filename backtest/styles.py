@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backtest.jit import ew_beta_rows, standardize_rows
+from backtest.jit import cmra_rows, combine_rows, ew_beta_rows, standardize_rows
 from backtest.kernels import (cross_sectional_residual, decay_scan, ewm_weight_sum,
                               ewm_window_sum)
 from market.panel import Panel
@@ -177,14 +177,8 @@ class _Inputs:
 
 def _combine(inp: _Inputs, cfg: StyleConfig, parts: dict[float, np.ndarray]) -> np.ndarray:
     """Weighted sum of standardized descriptors, re-weighted over those available."""
-    total = np.zeros(inp.mask.shape)
-    wsum = np.zeros(inp.mask.shape)
-    for weight, raw in parts.items():
-        z = inp.std(raw, cfg)
-        ok = np.isfinite(z)
-        total += np.where(ok, weight * z, 0.0)
-        wsum += np.where(ok, weight, 0.0)
-    return np.divide(total, wsum, out=np.full(total.shape, np.nan), where=wsum > 0)
+    zs = np.stack([inp.std(raw, cfg) for raw in parts.values()])
+    return combine_rows(zs, np.array(list(parts), dtype=np.float64))
 
 
 def _beta_hsigma(inp: _Inputs, cfg: StyleConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -221,23 +215,12 @@ def _cmra(inp: _Inputs, cfg: StyleConfig) -> np.ndarray:
     """CMRA = max_T Z(T) - min_T Z(T) over the months T inside the stock's listed life.
 
     ``Z(T) = C[t] - C[t - 21 T]`` with C the cumulative log return, so the range of Z is
-    the range of the lagged ``C[t - 21 T]`` (C[t] cancels): a running max/min of lags.
+    the range of the lagged ``C[t - 21 T]`` (C[t] cancels): a max / min over the lags
+    that fall inside the listed life, compiled (:func:`backtest.jit.cmra_rows`).
     """
     logret = np.log1p(np.where(inp.have, inp.ret, 0.0))
-    cum = decay_scan(logret)
-    life = inp.life  # trading days listed so far (1 on the first day)
-    cum[life == 0] = np.nan  # before listing: no reference point (fmax/fmin skip NaN)
-    hi = np.full(cum.shape, np.nan)
-    lo = np.full(cum.shape, np.nan)
-    for t_months in range(1, cfg.cmra_months + 1):
-        lag = t_months * cfg.month_days
-        if lag >= cum.shape[0]:
-            break
-        np.fmax(hi[lag:], cum[:-lag], out=hi[lag:])
-        np.fmin(lo[lag:], cum[:-lag], out=lo[lag:])
-    months = np.minimum((life - 1) // cfg.month_days, cfg.cmra_months)
-    ok = (months >= cfg.cmra_min_months) & inp.mask
-    return np.where(ok, hi - lo, np.nan)
+    return cmra_rows(logret, np.ascontiguousarray(inp.life), np.ascontiguousarray(inp.mask),
+                     cfg.month_days, cfg.cmra_months, cfg.cmra_min_months)
 
 
 def _turnover_descriptors(inp: _Inputs, cfg: StyleConfig) -> list[np.ndarray]:
