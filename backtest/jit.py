@@ -696,7 +696,42 @@ def cmra_rows(logret, life, mask, month_days, months, min_months):  # pragma: no
     return out
 
 
+@numba.njit(parallel=True, **_JIT)
+def turnover_ratio_rows(turnover, mask, windows, month_days, min_periods):  # pragma: no cover
+    """[W, D, S] ``month_days x sum / count`` of the finite turnover on ``mask`` days over
+    each trailing window (running sums, the numpy formulation's arithmetic), NaN where the
+    count is below ``min(min_periods, window)`` or off ``mask``; the caller takes logs."""
+    d, s = turnover.shape
+    out = np.full((windows.shape[0], d, s), np.nan)
+    block = 64
+    for blk in numba.prange((s + block - 1) // block):
+        j0 = blk * block
+        width = min(s, j0 + block) - j0
+        count = np.empty((d, width), np.int64)
+        total = np.empty((d, width))
+        for i in range(d):
+            for c in range(width):
+                v = turnover[i, j0 + c]
+                have = mask[i, j0 + c] and math.isfinite(v)
+                count[i, c] = (count[i - 1, c] if i else 0) + have
+                total[i, c] = (total[i - 1, c] + (v if have else 0.0) if i
+                               else (v if have else 0.0))
+        for w in range(windows.shape[0]):
+            window = windows[w]
+            need = min(min_periods, window)
+            for i in range(d):
+                for c in range(width):
+                    j = j0 + c
+                    n = count[i, c] - (count[i - window, c] if i >= window else 0)
+                    if n < need or not mask[i, j]:
+                        continue
+                    tot = total[i, c] - total[i - window, c] if i >= window else total[i, c]
+                    out[w, i, j] = month_days * tot / n
+    return out
+
+
 __all__ = ["adjusted_price_rows", "cmra_rows", "combine_rows", "corr_rows", "ew_beta_rows", "ewm_window_rows",
            "forward_rows", "market_mean_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
            "residual_rows", "select_ordered",
-           "simulate_rows", "standardize_rows"]
+           "simulate_rows", "standardize_rows",
+           "turnover_ratio_rows"]

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backtest.jit import cmra_rows, combine_rows, ew_beta_rows, standardize_rows
+from backtest.jit import (cmra_rows, combine_rows, ew_beta_rows, standardize_rows,
+                         turnover_ratio_rows)
 from backtest.kernels import (cross_sectional_residual, decay_scan, ewm_weight_sum,
                               ewm_window_sum)
 from market.panel import Panel
@@ -224,17 +225,16 @@ def _cmra(inp: _Inputs, cfg: StyleConfig) -> np.ndarray:
 
 
 def _turnover_descriptors(inp: _Inputs, cfg: StyleConfig) -> list[np.ndarray]:
-    """STOM, STOQ, STOA: log(21 x mean daily turnover) over 21 / 63 / 252 listed days."""
-    have = inp.mask & np.isfinite(inp.turnover)
-    count_cum = decay_scan(have.astype(np.int32))
-    total_cum = decay_scan(np.where(have, inp.turnover, 0.0))
+    """STOM, STOQ, STOA: log(21 x mean daily turnover) over 21 / 63 / 252 listed days
+    (window sums compiled: :func:`backtest.jit.turnover_ratio_rows`)."""
+    ratios = turnover_ratio_rows(np.ascontiguousarray(inp.turnover, dtype=np.float64),
+                                 np.ascontiguousarray(inp.mask),
+                                 np.array(cfg.liquidity_windows, dtype=np.int64),
+                                 cfg.month_days, cfg.liquidity_min_periods)
     out = []
-    for window in cfg.liquidity_windows:
-        n = inp.window_count(count_cum, window)
-        total = total_cum.copy()
-        total[window:] -= total_cum[:-window]
+    for ratio in ratios:
         with np.errstate(divide="ignore", invalid="ignore"):
-            val = np.log(cfg.month_days * total / n)
-        out.append(np.where((n >= min(cfg.liquidity_min_periods, window)) & inp.mask
-                            & np.isfinite(val), val, np.nan))
+            val = np.log(ratio)  # numpy's log, as before (NaN stays NaN)
+        val[~np.isfinite(val)] = np.nan  # log(0) = -inf: no turnover, no exposure
+        out.append(val)
     return out

@@ -120,3 +120,22 @@ def test_no_look_ahead(panel: Panel, styles) -> None:
         np.testing.assert_array_equal(after[name][:t + 1], styles[name][:t + 1], err_msg=name)
         assert not np.allclose(np.nan_to_num(after[name][t + 5:]),
                                np.nan_to_num(styles[name][t + 5:])), name
+
+
+def test_turnover_descriptors_match_direct_window_sums(panel: Panel) -> None:
+    """STOM/STOQ/STOA equal log(21 x mean turnover) summed directly in float64 over each
+    window (turnover is float32 in the panel: cumulative float32 sums lost precision)."""
+    from backtest.styles import _turnover_descriptors
+
+    inp = _Inputs.build(panel)
+    got = _turnover_descriptors(inp, SHORT)
+    have = inp.mask & np.isfinite(inp.turnover)
+    t64 = np.where(have, inp.turnover.astype(np.float64), 0.0)
+    for window, desc in zip(SHORT.liquidity_windows, got):
+        for d in (window + 3, 150, 259):
+            tot = t64[max(0, d - window + 1):d + 1].sum(axis=0)
+            n = have[max(0, d - window + 1):d + 1].sum(axis=0)
+            ok = (n >= min(SHORT.liquidity_min_periods, window)) & inp.mask[d] & (tot > 0)
+            np.testing.assert_allclose(desc[d][ok], np.log(21 * tot[ok] / n[ok]), rtol=0,
+                                       atol=1e-12)
+            assert np.isnan(desc[d][~ok]).all()
