@@ -1,14 +1,17 @@
 """Compiled per-row kernels (numba) behind the hot paths of the backtest.
 
-Every kernel here has a plain-numpy reference in :mod:`backtest.kernels` /
-:mod:`backtest.portfolio` with the same definition; ``tests/test_backtest_jit.py`` checks
-them against each other. They run one day (row) per task over both cores
-(``numba.prange``) and touch each input once, without [D, S] temporaries: on this
-project's 2-core machine a numpy pass over a 10M-element array costs 0.05-0.3 s, so the
-numpy versions were dominated by temporaries, gathers and scatters rather than arithmetic.
+Each kernel implements a definition documented in the module that calls it
+(:mod:`backtest.kernels`, :mod:`backtest.portfolio`, :mod:`backtest.styles`,
+:mod:`backtest.context`, :mod:`backtest.topk`); the tests check each one against its
+numpy formulation or an independent reference (scipy per day, hand loops, direct sums),
+most of them bit for bit. Cross-sectional kernels run one day (row) per task over every
+core (``numba.prange``), time-series kernels blocks of 64 stocks; each touches its inputs
+once, without [D, S] temporaries: on this project's 2-core machine a numpy pass over a
+10M-element array costs 0.05-0.3 s, so the numpy versions were dominated by
+temporaries, gathers and scatters rather than arithmetic.
 
 Compiled code is cached on disk (``cache=True``, next to this file or under
-``NUMBA_CACHE_DIR``): the first call in a fresh checkout compiles for a few seconds.
+``NUMBA_CACHE_DIR``): a fresh checkout compiles all kernels once, in 10-30 s in all.
 """
 
 from __future__ import annotations
