@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backtest.jit import forward_rows, row_order
+from backtest.jit import row_order
 from backtest.kernels import SortedRows
 from backtest.market_cache import MarketCache
 from backtest.portfolio import adjusted_trade_price
 from backtest.styles import StyleConfig, style_factors
 from market.panel import Panel
-from market.returns import forward_fill
+from market.returns import forward_fill, forward_returns_from_price
 from market.tradability import Tradability, tradability
 
 TRADE_PRICES = ("close_t0", "vwap_t1", "open_t1", "close_t1")
@@ -112,7 +112,7 @@ class MarketContext:
 
         Same values as ``market.returns.forward_returns(panel, horizon)`` (tested): exit at
         the forward-filled close while listed, entry at the close of t+1 if it has a bar;
-        one compiled pass (:func:`backtest.jit.forward_rows`).
+        :func:`market.returns.forward_returns_from_price` on the context's price.
         """
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -122,8 +122,8 @@ class MarketContext:
         return self._forward[horizon]
 
     def _compute_forward(self, horizon: int) -> np.ndarray:
-        return forward_rows(self.price, np.ascontiguousarray(self.panel.listed),
-                            np.ascontiguousarray(self.panel.valid), horizon)
+        return forward_returns_from_price(self.price, self.panel.listed, self.panel.valid,
+                                          horizon)
 
     def forward_sorted(self, horizon: int) -> SortedRows:
         """:meth:`forward` with its row sort (shared by every factor and universe)."""

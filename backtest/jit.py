@@ -611,19 +611,6 @@ def ew_beta_rows(ret, obs, market, have_cum, mask, window, lam, lam_window,
 
 
 @numba.njit(parallel=True, **_JIT)
-def forward_rows(price, listed, valid, horizon):  # pragma: no cover - compiled
-    """[D, S] ``exit[t + 1 + h] / entry[t] - 1`` with exit = price while listed and entry =
-    exit of t + 1 where that day has a bar (NaN otherwise, and for the last 1 + h days)."""
-    d, s = price.shape
-    out = np.full((d, s), np.nan)
-    for t in numba.prange(max(d - 1 - horizon, 0)):
-        for j in range(s):
-            if valid[t + 1, j] and listed[t + 1, j] and listed[t + 1 + horizon, j]:
-                out[t, j] = price[t + 1 + horizon, j] / price[t + 1, j] - 1.0
-    return out
-
-
-@numba.njit(parallel=True, **_JIT)
 def market_mean_rows(price, universe, valid, listed):  # pragma: no cover - compiled
     """[D] mean of ``price[t] / price[t-1] - 1`` over yesterday's universe members with a bar
     yesterday and still listed today (a non-finite return counts 0); NaN without members."""
@@ -734,7 +721,7 @@ def turnover_ratio_rows(turnover, mask, windows, month_days, min_periods):  # pr
 
 
 __all__ = ["adjusted_price_rows", "cmra_rows", "combine_rows", "corr_rows", "ew_beta_rows", "ewm_window_rows",
-           "forward_rows", "market_mean_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
+           "market_mean_rows", "rank_corr_rows", "rank_rows_masked", "row_order", "scatter_unique",
            "residual_rows", "select_ordered",
            "simulate_rows", "standardize_rows",
            "turnover_ratio_rows"]

@@ -44,19 +44,39 @@ def _forward_fill_rows(a, have):  # pragma: no cover - compiled
 
 
 def forward_returns(panel: Panel, horizon: int, entry_lag: int = 1) -> np.ndarray:
-    """[D, S] float64 return from close of t+entry_lag to close of t+entry_lag+horizon."""
+    """[D, S] float64 return from close of t+entry_lag to close of t+entry_lag+horizon.
+
+    Adjusted closes forward-filled over suspensions; the entry needs a bar on day
+    t+entry_lag, the exit a listed stock on day t+entry_lag+horizon (after delisting the
+    exit is unknown); NaN otherwise and for the last days. The one definition of forward
+    returns: labels, the backtest and the rolling summaries all come here.
+    """
+    adj = np.asarray(panel["adj_close"], dtype=np.float64)
+    return forward_returns_from_price(forward_fill(adj, ~np.isnan(adj)), panel.listed,
+                                      panel.valid, horizon, entry_lag)
+
+
+def forward_returns_from_price(price: np.ndarray, listed: np.ndarray, valid: np.ndarray,
+                               horizon: int, entry_lag: int = 1) -> np.ndarray:
+    """:func:`forward_returns` from an already forward-filled float64 price [D, S]:
+    ``price[t+e+h] / price[t+e] - 1`` where ``valid[t+e]``, ``listed[t+e]`` and
+    ``listed[t+e+h]`` hold (one compiled pass)."""
     if horizon < 1 or entry_lag < 0:
         raise ValueError(f"horizon must be >= 1 and entry_lag >= 0, got {horizon}, {entry_lag}")
-    has_bar = ~np.isnan(panel["adj_close"])
-    price = forward_fill(panel["adj_close"], has_bar)
-    price = np.where(panel.listed, price, np.nan)  # after delisting the exit is unknown
-    d = len(panel.dates)
-    out = np.full(price.shape, np.nan)
-    n = d - entry_lag - horizon
-    if n > 0:
-        entry = np.where(panel.valid[entry_lag:entry_lag + n], price[entry_lag:entry_lag + n],
-                         np.nan)
-        out[:n] = price[entry_lag + horizon:entry_lag + horizon + n] / entry - 1
+    c = np.ascontiguousarray
+    return _forward_rows(c(price, dtype=np.float64), c(listed, dtype=bool),
+                         c(valid, dtype=bool), horizon, entry_lag)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _forward_rows(price, listed, valid, horizon, lag):  # pragma: no cover - compiled
+    d, s = price.shape
+    out = np.full((d, s), np.nan)
+    for t in numba.prange(max(d - lag - horizon, 0)):
+        e = t + lag
+        for j in range(s):
+            if valid[e, j] and listed[e, j] and listed[e + horizon, j]:
+                out[t, j] = price[e + horizon, j] / price[e, j] - 1.0
     return out
 
 

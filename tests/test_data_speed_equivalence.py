@@ -1,6 +1,7 @@
 """The fast data paths (issue 8) against the plain formulas they replace.
 
-Labels: :mod:`datamodules.labels` against :mod:`market.returns`; inputs, eligibility and
+Labels: :mod:`datamodules.labels` against :mod:`market.returns` (and the compiled
+forward returns there against their numpy formulation); inputs, eligibility and
 the normalizer's statistics against the per-feature / cumulative-sum / ``np.nanmedian``
 formulas they replaced; a day's batch (gather, scaling and normalizer fused) against
 ``normalizer.transform(scale_windows(...))``. All bit-identical.
@@ -37,20 +38,34 @@ def _identical(a: np.ndarray, b: np.ndarray) -> None:
     np.testing.assert_array_equal(a, b)  # NaN == NaN here, everything else bit for bit
 
 
-def test_forward_fill_rows_matches_forward_fill(panel: Panel) -> None:
-    a = np.array(panel["adj_close"])
-    _identical(labels.forward_fill_rows(a), ref.forward_fill(a, ~np.isnan(a)))
+def plain_forward_returns(panel: Panel, horizon: int, entry_lag: int) -> np.ndarray:
+    """The numpy formulation the compiled ``market.returns.forward_returns`` replaced."""
+    adj = np.asarray(panel["adj_close"], dtype=np.float64)
+    have = ~np.isnan(adj)
+    idx = np.where(have, np.arange(adj.shape[0])[:, None], 0)
+    price = np.take_along_axis(adj, np.maximum.accumulate(idx, axis=0), 0)
+    price = np.where(np.maximum.accumulate(have, axis=0), price, np.nan)
+    price = np.where(panel.listed, price, np.nan)  # after delisting the exit is unknown
+    out = np.full(price.shape, np.nan)
+    n = len(panel.dates) - entry_lag - horizon
+    if n > 0:
+        entry = np.where(panel.valid[entry_lag:entry_lag + n], price[entry_lag:entry_lag + n],
+                         np.nan)
+        out[:n] = price[entry_lag + horizon:entry_lag + horizon + n] / entry - 1
+    return out
 
 
 @pytest.mark.parametrize("horizon,entry_lag", [(1, 1), (10, 1), (5, 0), (600, 1)])
 def test_forward_returns_identical(panel: Panel, horizon: int, entry_lag: int) -> None:
-    _identical(labels.forward_returns(panel, horizon, entry_lag),
-               ref.forward_returns(panel, horizon, entry_lag))
+    _identical(ref.forward_returns(panel, horizon, entry_lag),
+               plain_forward_returns(panel, horizon, entry_lag))
 
 
 def test_forward_returns_rejects_bad_arguments(panel: Panel) -> None:
     with pytest.raises(ValueError):
-        labels.forward_returns(panel, 0)
+        ref.forward_returns(panel, 0)
+    with pytest.raises(ValueError):
+        ref.forward_returns(panel, 5, -1)
 
 
 def test_log_market_cap_as_the_plain_formula(panel: Panel) -> None:
