@@ -68,11 +68,13 @@ def forward_returns_from_price(price: np.ndarray, listed: np.ndarray, valid: np.
                          c(valid, dtype=bool), horizon, entry_lag)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _forward_rows(price, listed, valid, horizon, lag):  # pragma: no cover - compiled
+    # one thread: a memory-bound pass (~0.05 s on the full market), and no thread pool to
+    # start in processes (the DataModule's) that use no other parallel kernel
     d, s = price.shape
     out = np.full((d, s), np.nan)
-    for t in numba.prange(max(d - lag - horizon, 0)):
+    for t in range(max(d - lag - horizon, 0)):
         e = t + lag
         for j in range(s):
             if valid[e, j] and listed[e, j] and listed[e + horizon, j]:
