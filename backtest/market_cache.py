@@ -33,10 +33,14 @@ DEFINING_MODULES = ("market.tradability", "market.returns", "backtest.context",
 
 
 def code_version() -> str:
-    """First 16 hex digits of the SHA-1 of the defining modules' source files."""
+    """First 16 hex digits of the SHA-1 of the defining modules' source files (every
+    ``.py`` file of a package)."""
     digest = hashlib.sha1()
     for name in DEFINING_MODULES:
-        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+        path = Path(importlib.import_module(name).__file__)
+        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+        for f in files:
+            digest.update(f.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -77,3 +77,18 @@ def test_report_command_uses_and_reports_the_cache(tmp_path: Path, source) -> No
     assert a == b
     html = (tmp_path / "b" / "report.html").read_text()
     assert "entries read, 0 computed" in html
+
+
+def test_code_version_covers_the_kernel_package(monkeypatch) -> None:
+    """Editing any compiled kernel module (a package's files) changes the version."""
+    import backtest.jit.styles as styles_kernels
+
+    before = code_version()
+    real = Path.read_bytes
+
+    def edited(self: Path) -> bytes:
+        data = real(self)
+        return data + b"# edit" if self == Path(styles_kernels.__file__) else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert code_version() != before
