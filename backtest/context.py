@@ -118,12 +118,9 @@ class MarketContext:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if horizon not in self._forward:
             self._forward[horizon] = _cached(self.cache, f"forward_{horizon}", lambda: {
-                "ret": self._compute_forward(horizon)})["ret"]
+                "ret": forward_returns_from_price(self.price, self.panel.listed,
+                                                  self.panel.valid, horizon)})["ret"]
         return self._forward[horizon]
-
-    def _compute_forward(self, horizon: int) -> np.ndarray:
-        return forward_returns_from_price(self.price, self.panel.listed, self.panel.valid,
-                                          horizon)
 
     def forward_sorted(self, horizon: int) -> SortedRows:
         """:meth:`forward` with its row sort (shared by every factor and universe)."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
-from backtest.kernels import SortedRows, row_rank_corr
+from backtest.kernels import SortedRows, row_rank_corr, shared_sort
 
 
 def _mean(x: np.ndarray) -> float:
@@ -30,7 +30,7 @@ def factor_correlation(factors: Mapping[str, np.ndarray], mask: np.ndarray | Non
     sorts: optional factor name -> row sort of its array (shared between tests)."""
     names = list(factors)
     mat = np.eye(len(names))
-    sorts = {n: (sorts or {}).get(n) or SortedRows(v) for n, v in factors.items()}
+    sorts = {n: shared_sort(sorts, n, v) for n, v in factors.items()}
     for i, a in enumerate(names):
         for j in range(i + 1, len(names)):
             b = names[j]
@@ -51,7 +51,7 @@ def style_exposure(factors: Mapping[str, np.ndarray],
                      for k, v in styles.items()}
     for name, score in factors.items():
         lo, hi = spans[name]
-        sorted_score = ((sorts or {}).get(name) or SortedRows(score)).rows(lo, hi)
+        sorted_score = shared_sort(sorts, name, score).rows(lo, hi)
         for style, expo in sorted_styles.items():
             corr = row_rank_corr(sorted_score, expo.rows(lo, hi))
             ok = corr[np.isfinite(corr)]

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from backtest.context import MarketContext
-from backtest.kernels import SortedRows
+from backtest.kernels import SortedRows, shared_sort
 from backtest.metrics import max_drawdown, performance, yearly_returns
 from backtest.portfolio import Holdings, simulate
 
@@ -96,7 +96,7 @@ def group_tables(ctx: MarketContext, factors: Mapping[str, np.ndarray],
     counts = {**DEFAULT_GROUPS, **(n_groups or {})}
     annual, summary, yearly, daily = [], [], [], []
     for name, values in factors.items():
-        score = (sorts or {}).get(name) or SortedRows(values)
+        score = shared_sort(sorts, name, values)
         for uni, umask in universes.items():
             n = counts.get(uni, OTHER_GROUPS)
             res = group_test(ctx, score, umask, spans[name], n)

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from backtest.data import Factors
-from backtest.kernels import SortedRows, row_corr, row_ic, row_rank_corr
+from backtest.kernels import SortedRows, row_corr, row_ic, row_rank_corr, shared_sort
 from backtest.metrics import ic_summary
 
 MIN_STOCKS = 10
@@ -66,23 +66,17 @@ def ic_analysis(factors: Factors, forward: Mapping[int, np.ndarray | SortedRows]
     """
     daily, summary, yearly, decay = [], [], [], []
     first_universe = next(iter(universes))
-    sorted_ret: dict[tuple[int, int, int], SortedRows] = {}
-    full_ret = {h: f for h, f in forward.items() if isinstance(f, SortedRows)}
+    sorted_fwd = {h: f if isinstance(f, SortedRows) else SortedRows(f)
+                  for h, f in forward.items()}
     for name in factors.names:
         lo, hi = factors.spans[name]
-        score, days = factors.values[name][lo:hi + 1], dates[lo:hi + 1]
-        full = (sorts or {}).get(name)
-        sorted_score = full.rows(lo, hi) if full is not None else SortedRows(score)
+        days = dates[lo:hi + 1]
+        sorted_score = shared_sort(sorts, name, factors.values[name]).rows(lo, hi)
         for uni, umask in universes.items():
             hs = sorted(set(horizons) | (set(decay_horizons) if uni == first_universe else set()))
             for h in hs:
-                m = umask[lo:hi + 1]
-                key = (h, lo, hi)
-                if key not in sorted_ret:
-                    sorted_ret[key] = (full_ret[h].rows(lo, hi) if h in full_ret
-                                       else SortedRows(forward[h][lo:hi + 1]))
-                rank, ic = row_ic(sorted_score, sorted_ret[key], m, MIN_STOCKS,
-                                  pearson=h in horizons)
+                rank, ic = row_ic(sorted_score, sorted_fwd[h].rows(lo, hi), umask[lo:hi + 1],
+                                  MIN_STOCKS, pearson=h in horizons)
                 if h in horizons:
                     daily.append(pl.DataFrame({"factor": name, "universe": uni, "horizon": h,
                                                "date": days, "ic": ic, "rank_ic": rank}))

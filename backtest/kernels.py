@@ -7,7 +7,7 @@ at once. Missing values are NaN (or excluded by a boolean mask) throughout.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -46,6 +46,14 @@ class SortedRows:
         width = self.x.shape[1] if width is None else max(1, min(int(width), self.x.shape[1]))
         return select_ordered(self.x, self.order, rows, np.ascontiguousarray(eligible, bool),
                               width, descending)
+
+
+def shared_sort(sorts: Mapping[str, SortedRows] | None, name: str, x: np.ndarray
+                ) -> SortedRows:
+    """``sorts[name]`` when given (one sort per factor shared between tests), else a sort
+    of ``x``."""
+    found = (sorts or {}).get(name)
+    return found if found is not None else SortedRows(x)
 
 
 def _mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:

@@ -24,7 +24,7 @@ import polars as pl
 
 from backtest.context import TRADE_PRICES, MarketContext
 from backtest.jit import market_mean_rows
-from backtest.kernels import SortedRows
+from backtest.kernels import SortedRows, shared_sort
 from backtest.metrics import performance, yearly_returns
 from backtest.portfolio import Holdings, simulate
 
@@ -42,17 +42,6 @@ def top_counts(n: np.ndarray, name: str) -> np.ndarray:
     else:
         raise ValueError(f"portfolio {name!r}: use topNpct or topK (e.g. top100)")
     return np.minimum(k, n)
-
-
-def ranked(score: np.ndarray, eligible: np.ndarray, width: int | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """([T, width] best eligible stocks by descending score, [T] eligible counts).
-
-    Ties keep stock order (as a stable sort would); rows with fewer eligible stocks than
-    ``width`` are padded with -1.
-    """
-    return SortedRows(score).select(np.arange(score.shape[0]), eligible, width,
-                                    descending=True)
 
 
 def equal_weight_market(ctx: MarketContext, universe: np.ndarray) -> np.ndarray:
@@ -130,7 +119,7 @@ def topk_tables(ctx: MarketContext, factors: dict[str, np.ndarray],
     summary, yearly, daily = [], [], []
     market = equal_weight_market(ctx, universe)
     for name, score in factors.items():
-        sorted_score = (sorts or {}).get(name) or SortedRows(score)
+        sorted_score = shared_sort(sorts, name, score)
         rankings = {lag: signal_ranking(ctx, score, universe, spans[name], lag, portfolios,
                                         sorted_score)
                     for lag in {ctx.trade_lag(p) for p in prices}}

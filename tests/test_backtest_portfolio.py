@@ -10,7 +10,8 @@ import pytest
 from backtest.context import MarketContext
 from backtest.groups import group_test, rank_groups, weekly_trade_days
 from backtest.portfolio import Holdings, simulate
-from backtest.topk import equal_weight_market, ranked, top_counts, topk_returns
+from backtest.kernels import SortedRows
+from backtest.topk import equal_weight_market, top_counts, topk_returns
 from market.panel import Panel
 from market.synthetic import generate_market
 
@@ -177,6 +178,11 @@ def test_context_forward_returns_match_market_returns(ctx: MarketContext) -> Non
         np.testing.assert_array_equal(ctx.forward(h), forward_returns(ctx.panel, h))
     with pytest.raises(ValueError):
         ctx.forward(0)
+
+
+def ranked(score: np.ndarray, elig: np.ndarray, width: int | None = None):
+    """Best eligible stocks of every row by descending score (the top-k selection)."""
+    return SortedRows(score).select(np.arange(len(score)), elig, width, descending=True)
 
 
 def test_ranked_partial_order_matches_stable_sort() -> None:
