@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +17,7 @@ import polars as pl
 
 from backtest.context import TRADE_PRICES, MarketContext
 from backtest.correlation import factor_correlation, style_exposure
-from backtest.data import Factors
+from backtest.data import Factors, load_factors
 from backtest.groups import group_tables
 from backtest.ic import ic_analysis
 from backtest.kernels import SortedRows
@@ -119,6 +121,41 @@ def run_analysis(ctx: MarketContext, factors: Factors, universes: Mapping[str, n
         timed("style_exposure", lambda: {"style_exposure": style_exposure(values, styles,
                                                                             spans, sorts)})
     return AnalysisResult(tables, timings, cfg, list(universes))
+
+
+def prepare_market(ctx: MarketContext, config: AnalysisConfig) -> float:
+    """Compute (or read from the market cache) every market-side array the sections of
+    ``config`` use: forward returns and their sorts, tradability, trade prices, styles.
+    Returns the seconds taken. :func:`run_analysis` would compute them on first use; this
+    lets them be built while the factor files load (:func:`load_factors_preparing`)."""
+    t0 = time.perf_counter()
+    sections = set(config.sections)
+    if sections & {"groups", "topk"}:
+        ctx.can_buy  # noqa: B018 - computes the tradability masks
+    if "topk" in sections:
+        for price in config.prices:
+            ctx.trade_price(price)
+    if "ic" in sections:
+        for h in sorted(set(config.horizons) | set(config.decay_horizons)):
+            ctx.forward_sorted(h)
+    if "styles" in sections and config.styles:
+        ctx.styles_sorted(config.styles, config.style_config)
+    return time.perf_counter() - t0
+
+
+def load_factors_preparing(paths: Sequence[str | Path], ctx: MarketContext,
+                           config: AnalysisConfig, allow_unmatched: bool = False
+                           ) -> tuple[Factors, float]:
+    """:func:`backtest.data.load_factors` in a second thread while this one runs
+    :func:`prepare_market` (the factor's parquet read and alignment mostly use one core, the
+    market-side kernels both). Returns (factors, seconds of the market preparation).
+
+    Only the market side runs parallel compiled kernels; the loading thread runs polars and
+    one single-threaded kernel, so no two parallel kernels are ever launched at once."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(load_factors, paths, ctx.panel, allow_unmatched)
+        seconds = prepare_market(ctx, config)
+        return future.result(), seconds
 
 
 def available_universes(ctx: MarketContext, wanted: Sequence[str]) -> list[str]:

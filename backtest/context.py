@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from backtest.market_cache import MarketCache
 from backtest.portfolio import adjusted_trade_price
 from backtest.styles import StyleConfig, style_factors
 from market.panel import Panel
-from market.returns import forward_fill, forward_returns_from_price
+from market.returns import forward_fill, forward_returns_block, forward_returns_from_price
 from market.tradability import Tradability, tradability
 
 TRADE_PRICES = ("close_t0", "vwap_t1", "open_t1", "close_t1")
@@ -50,7 +51,7 @@ class MarketContext:
     def from_panel(cls, panel: Panel, cache: MarketCache | None = None) -> "MarketContext":
         def price() -> dict[str, np.ndarray]:
             adj = np.asarray(panel["adj_close"], dtype=np.float64)
-            return {"price": forward_fill(adj, np.isfinite(adj))}
+            return {"price": forward_fill(adj, np.isfinite(adj), parallel=True)}
 
         return cls(panel, _cached(cache, "price", price)["price"], cache)
 
@@ -58,7 +59,7 @@ class MarketContext:
     def tradability(self) -> Tradability:
         if self._tradability is None:
             masks = _cached(self.cache, "tradability",
-                            lambda: dataclasses.asdict(tradability(self.panel)))
+                            lambda: _fields(tradability(self.panel, parallel=True)))
             self._tradability = Tradability(**masks)
         return self._tradability
 
@@ -119,17 +120,41 @@ class MarketContext:
         if horizon not in self._forward:
             self._forward[horizon] = _cached(self.cache, f"forward_{horizon}", lambda: {
                 "ret": forward_returns_from_price(self.price, self.panel.listed,
-                                                  self.panel.valid, horizon)})["ret"]
+                                                  self.panel.valid, horizon,
+                                                  parallel=True)})["ret"]
         return self._forward[horizon]
 
     def forward_sorted(self, horizon: int) -> SortedRows:
-        """:meth:`forward` with its row sort (shared by every factor and universe)."""
+        """:meth:`forward` with its row sort (shared by every factor and universe).
+
+        When neither is known yet, both are computed in one pass of blocks of days: each
+        block's returns are sorted while still in cache (measured 0.27 s against 0.37 s
+        for the five horizons of the real market computed, then sorted)."""
         if horizon not in self._sorted:
-            ret = self.forward(horizon)
-            order = _cached(self.cache, f"forward_{horizon}_order",
-                            lambda: {"order": row_order(ret)})["order"]
+            fused: dict[str, np.ndarray] = {}
+
+            def both() -> dict[str, np.ndarray]:
+                if not fused:
+                    fused.update(self._forward_and_order(horizon))
+                return fused
+
+            if horizon not in self._forward:
+                self._forward[horizon] = _cached(self.cache, f"forward_{horizon}",
+                                                 lambda: {"ret": both()["ret"]})["ret"]
+            ret = self._forward[horizon]
+            order = _cached(self.cache, f"forward_{horizon}_order", lambda: {
+                "order": both()["order"] if fused else row_order(ret)})["order"]
             self._sorted[horizon] = SortedRows(ret, order)
         return self._sorted[horizon]
+
+    def _forward_and_order(self, horizon: int) -> dict[str, np.ndarray]:
+        price = np.ascontiguousarray(self.price, dtype=np.float64)
+        listed = np.ascontiguousarray(self.panel.listed, dtype=bool)
+        valid = np.ascontiguousarray(self.panel.valid, dtype=bool)
+        ret = np.empty(price.shape)
+        order = row_order(ret, fill=lambda lo, hi: forward_returns_block(
+            price, listed, valid, horizon, 1, lo, hi, ret))
+        return {"ret": ret, "order": order}
 
     def styles(self, names: Sequence[str], config: StyleConfig) -> dict[str, np.ndarray]:
         """Style exposures ``name -> [D, S]`` (:func:`backtest.styles.style_factors`)."""
@@ -142,6 +167,11 @@ class MarketContext:
         orders = _cached(self.cache, f"styles_{_style_key(names, config)}_order",
                          lambda: {k: row_order(v) for k, v in expo.items()})
         return {k: SortedRows(v, orders[k]) for k, v in expo.items()}
+
+
+def _fields(obj: Any) -> dict[str, np.ndarray]:
+    """A dataclass's fields as a dict, without ``dataclasses.asdict``'s deep copies."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
 def _style_key(names: Sequence[str], config: StyleConfig) -> str:

@@ -40,6 +40,8 @@ class Holdings:
         """Rows of a per-trade stock ordering [T, S], positions ``start <= r < stop``."""
         counts = np.maximum(stop - start, 0)
         width = max(int(counts.max()) if counts.size else 0, 1)
+        if width <= order.shape[1] and not np.any(start):  # the top-k case: a plain slice
+            return cls(np.ascontiguousarray(order[:, :width]), counts)
         pos = np.minimum(start[:, None] + np.arange(width), order.shape[1] - 1)
         return cls(np.take_along_axis(order, pos, axis=1), counts)
 

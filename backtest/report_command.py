@@ -8,9 +8,10 @@ import logging
 import time
 from pathlib import Path
 
-from backtest.analysis import SECTIONS, AnalysisConfig, available_universes, run_analysis
+from backtest.analysis import (SECTIONS, AnalysisConfig, available_universes,
+                               load_factors_preparing, run_analysis)
 from backtest.context import TRADE_PRICES, MarketContext
-from backtest.data import load_factors, market_source, universe_masks
+from backtest.data import market_source, universe_masks
 from backtest.market_cache import MarketCache
 from backtest.report import write_report
 from backtest.styles import STYLE_NAMES
@@ -108,7 +109,6 @@ def run(args: argparse.Namespace) -> int:
     source = market_source(args.data, paths)
     log.info("market %s", source.key())
     panel = load_panel(source, args.cache_dir)
-    factors = load_factors(paths, panel, args.allow_unmatched)
     cache = (MarketCache(cache_path(source, args.cache_dir) / "derived")
              if args.cache_dir and not args.no_market_cache else None)
     ctx = MarketContext.from_panel(panel, cache)
@@ -119,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
                             rebalance=args.rebalance, fee=args.fee,
                             portfolios=args.portfolios, styles=args.styles,
                             sections=args.sections)
-    t_load = time.perf_counter() - t0
+    # the market-side arrays are built while the factor files load
+    factors, _ = load_factors_preparing(paths, ctx, config, args.allow_unmatched)
+    t_load = time.perf_counter() - t0  # the panel, the factors and the market-side arrays
     result = run_analysis(ctx, factors, universes, config)
     result.timings = {"load": t_load, **result.timings}
     facts = {"market": source.key(), "factors": ", ".join(factors.names),

@@ -18,28 +18,46 @@ import numpy as np
 from market.panel import Panel
 
 
-def forward_fill(a: np.ndarray, have: np.ndarray) -> np.ndarray:
+def forward_fill(a: np.ndarray, have: np.ndarray, parallel: bool = False) -> np.ndarray:
     """Forward-fill ``a`` [D, S] along days from rows where ``have`` is True.
 
     Day t gets ``a`` at the last day <= t where ``have`` holds; NaN before the first one.
-    Same dtype as ``a`` (floating). One compiled pass (:func:`_forward_fill_rows`).
+    Same dtype as ``a`` (floating). One compiled pass (:func:`_forward_fill_rows`;
+    ``parallel``: blocks of stocks on every core, same values).
     """
     a = np.asarray(a)
     if a.shape != have.shape or a.ndim != 2:
         raise ValueError(f"forward_fill needs two [D, S] arrays, got {a.shape}, {have.shape}")
     if not np.issubdtype(a.dtype, np.floating):
         raise ValueError(f"forward_fill needs floating values (NaN fill), got {a.dtype}")
-    return _forward_fill_rows(np.ascontiguousarray(a), np.ascontiguousarray(have, dtype=bool))
+    kernel = _forward_fill_rows_parallel if parallel else _forward_fill_rows
+    return kernel(np.ascontiguousarray(a), np.ascontiguousarray(have, dtype=bool))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _forward_fill_block(a, have, lo, hi, out):  # pragma: no cover - compiled
+    for j in range(lo, hi):
+        out[0, j] = a[0, j] if have[0, j] else np.nan
+    for i in range(1, a.shape[0]):
+        for j in range(lo, hi):
+            out[i, j] = a[i, j] if have[i, j] else out[i - 1, j]
 
 
 @numba.njit(cache=True, nogil=True)
 def _forward_fill_rows(a, have):  # pragma: no cover - compiled
-    d, s = a.shape
     out = np.empty_like(a)
-    out[0] = np.where(have[0], a[0], np.nan)
-    for i in range(1, d):
-        for j in range(s):
-            out[i, j] = a[i, j] if have[i, j] else out[i - 1, j]
+    if a.shape[0]:
+        _forward_fill_block(a, have, 0, a.shape[1], out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _forward_fill_rows_parallel(a, have):  # pragma: no cover - compiled
+    out = np.empty_like(a)
+    s = a.shape[1]
+    if a.shape[0]:
+        for blk in numba.prange((s + 255) // 256):  # stocks are independent
+            _forward_fill_block(a, have, blk * 256, min(blk * 256 + 256, s), out)
     return out
 
 
@@ -57,28 +75,56 @@ def forward_returns(panel: Panel, horizon: int, entry_lag: int = 1) -> np.ndarra
 
 
 def forward_returns_from_price(price: np.ndarray, listed: np.ndarray, valid: np.ndarray,
-                               horizon: int, entry_lag: int = 1) -> np.ndarray:
+                               horizon: int, entry_lag: int = 1,
+                               parallel: bool = False) -> np.ndarray:
     """:func:`forward_returns` from an already forward-filled float64 price [D, S]:
     ``price[t+e+h] / price[t+e] - 1`` where ``valid[t+e]``, ``listed[t+e]`` and
-    ``listed[t+e+h]`` hold (one compiled pass)."""
+    ``listed[t+e+h]`` hold (one compiled pass; ``parallel``: rows on every core, for the
+    backtest, which runs parallel kernels anyway; the same row function either way)."""
     if horizon < 1 or entry_lag < 0:
         raise ValueError(f"horizon must be >= 1 and entry_lag >= 0, got {horizon}, {entry_lag}")
     c = np.ascontiguousarray
-    return _forward_rows(c(price, dtype=np.float64), c(listed, dtype=bool),
-                         c(valid, dtype=bool), horizon, entry_lag)
+    kernel = _forward_rows_parallel if parallel else _forward_rows
+    return kernel(c(price, dtype=np.float64), c(listed, dtype=bool), c(valid, dtype=bool),
+                  horizon, entry_lag)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _forward_row(price, listed, valid, horizon, lag, t, row):  # pragma: no cover - compiled
+    """Day ``t``'s forward returns into ``row`` (NaN where undefined)."""
+    row[:] = np.nan
+    e = t + lag
+    if e + horizon >= price.shape[0]:
+        return
+    for j in range(price.shape[1]):
+        if valid[e, j] and listed[e, j] and listed[e + horizon, j]:
+            row[j] = price[e + horizon, j] / price[e, j] - 1.0
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _forward_rows(price, listed, valid, horizon, lag):  # pragma: no cover - compiled
     # one thread: a memory-bound pass (~0.05 s on the full market), and no thread pool to
     # start in processes (the DataModule's) that use no other parallel kernel
-    d, s = price.shape
-    out = np.full((d, s), np.nan)
-    for t in range(max(d - lag - horizon, 0)):
-        e = t + lag
-        for j in range(s):
-            if valid[e, j] and listed[e, j] and listed[e + horizon, j]:
-                out[t, j] = price[e + horizon, j] / price[e, j] - 1.0
+    out = np.empty(price.shape)
+    for t in range(price.shape[0]):
+        _forward_row(price, listed, valid, horizon, lag, t, out[t])
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def forward_returns_block(price, listed, valid, horizon, lag, lo, hi,
+                          out):  # pragma: no cover - compiled
+    """Rows ``lo:hi`` of :func:`forward_returns_from_price` into ``out`` [D, S] float64
+    (compiled, frees the GIL: for computing blocks while they are sorted)."""
+    for t in range(lo, hi):
+        _forward_row(price, listed, valid, horizon, lag, t, out[t])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def _forward_rows_parallel(price, listed, valid, horizon, lag):  # pragma: no cover
+    out = np.empty(price.shape)
+    for t in numba.prange(price.shape[0]):
+        _forward_row(price, listed, valid, horizon, lag, t, out[t])
     return out
 
 

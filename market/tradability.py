@@ -114,21 +114,24 @@ def limit_prices(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
     return _prices(panel, up, down)
 
 
-def tradability(panel: Panel) -> Tradability:
+def tradability(panel: Panel, parallel: bool = False) -> Tradability:
     """Suspension, limit-up/down, ST and no-limit IPO masks for every stock-day.
 
     The rules of :func:`_limits` / :func:`_prices` in one compiled pass per day
     (:func:`_tradability_rows`; ``tradability_reference`` is the numpy formulation, kept
     for the equivalence test): about 0.05 s instead of 2 s on ten years of the market.
+    ``parallel``: blocks of stocks on every core (the backtest, which runs parallel
+    kernels anyway); same results.
     """
     codes, dates = panel.codes.astype(str), panel.dates
     star, chinext = np.char.startswith(codes, "SH688"), np.char.startswith(codes, "SZ30")
     close = np.ascontiguousarray(panel["close"], dtype=np.float64)
     has_bar = ~np.isnan(close)
     new = ~has_bar[0]
-    listed_on = dates[np.argmax(has_bar, axis=0)]
+    listed_on = dates[_first_true(has_bar)]
     reg_ipo = new & (star | (chinext & (listed_on >= CHINEXT_REFORM)))
-    up, down, free = _tradability_rows(
+    kernel = _tradability_rows_parallel if parallel else _tradability_rows
+    up, down, free = kernel(
         close, np.ascontiguousarray(panel["preclose"], dtype=np.float64),
         np.ascontiguousarray(panel.is_st), star, chinext, new & ~reg_ipo, reg_ipo,
         dates >= CHINEXT_REFORM, dates >= IPO_CAP_START)
@@ -136,25 +139,44 @@ def tradability(panel: Panel) -> Tradability:
                        st=panel.is_st.copy(), no_limit_ipo=free)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _tradability_rows(close, preclose, is_st, star, chinext, new_capped, reg_ipo, reform,
-                      capped):  # pragma: no cover - compiled
-    """(limit_up, limit_down, no-limit) [D, S]: :func:`tradability_reference`'s rules, day
-    by day with a running bar count per stock (``new_capped``: listed inside the panel, not
-    registration-based)."""
-    d, s = close.shape
-    up = np.zeros((d, s), np.bool_)
-    down = np.zeros((d, s), np.bool_)
-    free = np.zeros((d, s), np.bool_)
-    bar_no = np.zeros(s, np.int64)
+@numba.njit(cache=True, nogil=True)
+def _first_true(a):  # pragma: no cover - compiled
+    """[S] first row of each column of [D, S] bool ``a`` that is True (0 if none), as
+    ``np.argmax(a, axis=0)``, in one row-major pass (the strided argmax took 0.05 s)."""
+    d, s = a.shape
+    out = np.zeros(s, np.int64)
+    done = np.zeros(s, np.bool_)
+    left = s
     for i in range(d):
+        if left == 0:
+            break
         for j in range(s):
+            if a[i, j] and not done[j]:
+                done[j] = True
+                out[j] = i
+                left -= 1
+    return out
+
+
+_COLUMN_BLOCK = 64  # stocks per task of the parallel kernel
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _tradability_block(close, preclose, is_st, star, chinext, new_capped, reg_ipo, reform,
+                       capped, lo, hi, up, down, free):  # pragma: no cover - compiled
+    """Columns ``lo:hi`` of (limit_up, limit_down, no-limit): :func:`tradability_reference`'s
+    rules, day by day with a running bar count per stock (``new_capped``: listed inside the
+    panel, not registration-based)."""
+    bar_no = np.zeros(hi - lo, np.int64)
+    for i in range(close.shape[0]):
+        for j in range(lo, hi):
             c = close[i, j]
             if math.isnan(c):
                 continue
-            bar_no[j] += 1
-            listing = bar_no[j] == 1 and new_capped[j]
-            no_limit = (reg_ipo[j] and bar_no[j] <= IPO_FREE_DAYS) or (listing and not capped[i])
+            bar_no[j - lo] += 1
+            bars = bar_no[j - lo]
+            listing = bars == 1 and new_capped[j]
+            no_limit = (reg_ipo[j] and bars <= IPO_FREE_DAYS) or (listing and not capped[i])
             free[i, j] = no_limit
             pre = preclose[i, j]
             if no_limit or not math.isfinite(pre) or not math.isfinite(c):
@@ -172,6 +194,34 @@ def _tradability_rows(close, preclose, is_st, star, chinext, new_capped, reg_ipo
             down_price = ((fen * (100 - down_pct) + 50) // 100) / 100
             up[i, j] = c >= up_price - HALF_FEN
             down[i, j] = c <= down_price + HALF_FEN
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _tradability_rows(close, preclose, is_st, star, chinext, new_capped, reg_ipo, reform,
+                      capped):  # pragma: no cover - compiled
+    """(limit_up, limit_down, no-limit) [D, S] on one thread (the DataModule's process
+    starts no thread pool)."""
+    up = np.zeros(close.shape, np.bool_)
+    down = np.zeros(close.shape, np.bool_)
+    free = np.zeros(close.shape, np.bool_)
+    _tradability_block(close, preclose, is_st, star, chinext, new_capped, reg_ipo, reform,
+                       capped, 0, close.shape[1], up, down, free)
+    return up, down, free
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def _tradability_rows_parallel(close, preclose, is_st, star, chinext, new_capped, reg_ipo,
+                               reform, capped):  # pragma: no cover - compiled
+    """:func:`_tradability_rows` with blocks of stocks on every core (stocks are
+    independent)."""
+    s = close.shape[1]
+    up = np.zeros(close.shape, np.bool_)
+    down = np.zeros(close.shape, np.bool_)
+    free = np.zeros(close.shape, np.bool_)
+    for blk in numba.prange((s + _COLUMN_BLOCK - 1) // _COLUMN_BLOCK):
+        lo = blk * _COLUMN_BLOCK
+        _tradability_block(close, preclose, is_st, star, chinext, new_capped, reg_ipo,
+                           reform, capped, lo, min(lo + _COLUMN_BLOCK, s), up, down, free)
     return up, down, free
 
 

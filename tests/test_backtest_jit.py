@@ -74,8 +74,10 @@ def panel(tmp_path_factory):
 
 def test_market_kernels_match_numpy(panel) -> None:
     a, b = tradability(panel), tradability_reference(panel)
+    par = tradability(panel, parallel=True)  # 120 stocks: two column blocks
     for name in ("suspended", "limit_up", "limit_down", "st", "no_limit_ipo"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(par, name), getattr(b, name), err_msg=name)
     assert a.limit_up.any() and a.limit_down.any()
     adj = np.asarray(panel["adj_close"], dtype=np.float64)
     have = np.isfinite(adj)
@@ -84,6 +86,7 @@ def test_market_kernels_match_numpy(panel) -> None:
     ref = np.where(np.maximum.accumulate(have, axis=0), ref, np.nan)
     price = forward_fill(adj, have)
     np.testing.assert_array_equal(price, ref)
+    np.testing.assert_array_equal(forward_fill(adj, have, parallel=True), ref)
     raw, close = panel["vwap"], panel["close"]
     with np.errstate(all="ignore"):
         want = raw.astype(np.float64) * (adj / close.astype(np.float64))
@@ -98,8 +101,10 @@ def test_tradability_kernel_matches_numpy_on_real_data(tmp_path) -> None:
 
     real = load_panel(CNSharedMarket(start="2017-01-01", end="2019-12-31"), str(tmp_path))
     a, b = tradability(real), tradability_reference(real)
+    par = tradability(real, parallel=True)
     for name in ("limit_up", "limit_down", "no_limit_ipo"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(par, name), getattr(b, name), err_msg=name)
     assert a.limit_up.sum() > 1000 and a.no_limit_ipo.any()
 
 
@@ -153,3 +158,29 @@ def test_standardize_matches_numpy_formulation() -> None:
         z = np.clip(z, -3, 3) if clip else z
     np.testing.assert_allclose(standardize_styles(raw, w, mask), np.where(m, z, np.nan),
                                atol=1e-12)
+
+
+def test_parallel_market_kernels_match_serial_across_column_blocks() -> None:
+    """forward_fill and forward returns on every core: blocks of 256 stocks, same values."""
+    from market.returns import forward_returns_from_price
+
+    rng = np.random.default_rng(11)
+    a = np.cumprod(1 + 0.01 * rng.standard_normal((60, 700)), axis=0)
+    have = rng.random(a.shape) > 0.2
+    have[:5, 300:320] = False  # stocks listed later
+    price = forward_fill(a, have)
+    np.testing.assert_array_equal(forward_fill(a, have, parallel=True), price)
+    listed, valid = rng.random(a.shape) > 0.05, have
+    for h in (1, 5, 20):
+        np.testing.assert_array_equal(
+            forward_returns_from_price(price, listed, valid, h, parallel=True),
+            forward_returns_from_price(price, listed, valid, h))
+
+
+def test_first_true_is_argmax_along_days() -> None:
+    from market.tradability import _first_true
+
+    rng = np.random.default_rng(2)
+    a = rng.random((40, 300)) < 0.05
+    a[:, :7] = False  # never true: 0, as argmax
+    np.testing.assert_array_equal(_first_true(a), np.argmax(a, axis=0))

@@ -180,6 +180,20 @@ def test_context_forward_returns_match_market_returns(ctx: MarketContext) -> Non
         ctx.forward(0)
 
 
+def test_forward_sorted_fused_pass_matches_separate_steps(ctx: MarketContext) -> None:
+    """Returns computed block by block while sorted == forward_returns, then row_order."""
+    from backtest.jit import row_order
+    from market.returns import forward_returns
+
+    fresh = MarketContext.from_panel(ctx.panel)
+    for h in (2, 20):
+        got = fresh.forward_sorted(h)
+        want = forward_returns(ctx.panel, h)
+        np.testing.assert_array_equal(got.x, want)
+        np.testing.assert_array_equal(got.order, row_order(want))
+        assert fresh.forward(h) is got.x
+
+
 def ranked(score: np.ndarray, elig: np.ndarray, width: int | None = None):
     """Best eligible stocks of every row by descending score (the top-k selection)."""
     return SortedRows(score).select(np.arange(len(score)), elig, width, descending=True)
