@@ -20,6 +20,7 @@ Model (shared by the group test and the top-k portfolios):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,16 @@ def simulate(price: np.ndarray, trade_price: np.ndarray, trade_days: np.ndarray,
     price: [D, S] adjusted close, forward-filled; trade_price: [D, S] adjusted trade price
     (finite wherever a held stock can be traded); holdings: what each trade buys.
     """
+    return simulate_many(price, [trade_price], trade_days, end, holdings, fee)[0]
+
+
+def simulate_many(price: np.ndarray, trade_prices: Sequence[np.ndarray],
+                  trade_days: np.ndarray, end: int, holdings: Holdings,
+                  fee: float = 0.0) -> list[Simulation]:
+    """:func:`simulate` for several trade prices with the same trade days and holdings (the
+    T+1 VWAP, open and close portfolios), in one pass: each day's closes are gathered once
+    for all of them. Each result equals :func:`simulate` on its trade price alone, bit for
+    bit (tested)."""
     t = np.asarray(trade_days, dtype=np.int64)
     if t.size == 0 or t.size != holdings.idx.shape[0]:
         raise ValueError(f"need one holdings row per trade day, got {t.size} days and "
@@ -81,15 +92,15 @@ def simulate(price: np.ndarray, trade_price: np.ndarray, trade_days: np.ndarray,
     if np.any(np.diff(t) <= 0) or t[0] < 0 or t[-1] > end or end >= price.shape[0]:
         raise ValueError(f"trade days must increase within [0, end={end}] and end < "
                          f"{price.shape[0]}, got {t[:3]}...{t[-1:]}")
+    if not trade_prices:
+        raise ValueError("need at least one trade price")
     nxt = np.append(t[1:], end)
     last_mark = np.append(nxt[:-1] - t[:-1] - 1, end - t[-1])  # days after t_i marked by i
     counts = np.asarray(holdings.counts, dtype=np.int64)
     if counts.max(initial=0) > holdings.idx.shape[1] or counts.min(initial=0) < 0:
         raise ValueError("holdings counts must lie in [0, width of idx]")
+    prices = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in trade_prices)
     gross, net, turnover = simulate_rows(
-        np.ascontiguousarray(price, dtype=np.float64),
-        np.ascontiguousarray(trade_price, dtype=np.float64), t, nxt, last_mark,
+        np.ascontiguousarray(price, dtype=np.float64), prices, t, nxt, last_mark,
         np.ascontiguousarray(holdings.idx, dtype=np.int64), counts, float(fee))
-    return Simulation(gross, net, turnover, t, int(end))
-
-
+    return [Simulation(gross[k], net[k], turnover[k], t, int(end)) for k in range(len(prices))]

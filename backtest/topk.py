@@ -26,7 +26,7 @@ from backtest.context import TRADE_PRICES, MarketContext
 from backtest.jit import market_mean_rows
 from backtest.kernels import SortedRows, shared_sort
 from backtest.metrics import performance, yearly_returns
-from backtest.portfolio import Holdings, simulate
+from backtest.portfolio import Holdings, simulate_many
 
 PORTFOLIOS = ("top10pct", "top100")
 REBALANCE = {"weekly": 5, "biweekly": 10}
@@ -79,31 +79,55 @@ def topk_returns(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
 
     ranking: :func:`signal_ranking` of the same span and trade lag, to share between calls.
     """
+    return topk_returns_many(ctx, score, universe, span, period, [price], fee, portfolios,
+                             ranking)[price]
+
+
+def topk_returns_many(ctx: MarketContext, score: np.ndarray, universe: np.ndarray,
+                      span: tuple[int, int], period: int, prices: Sequence[str], fee: float,
+                      portfolios: Sequence[str] = PORTFOLIOS,
+                      ranking: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                      ) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`topk_returns` for several trade prices with the same trade lag (the T+1 VWAP,
+    open and close), price -> result: their portfolios hold the same stocks on the same
+    days, so they are simulated together (:func:`backtest.portfolio.simulate_many`)."""
+    lags = {ctx.trade_lag(p) for p in prices}
+    if len(lags) != 1:
+        raise ValueError(f"trade prices {list(prices)} have different trade lags")
+    lag = lags.pop()
     lo, hi = span
-    lag = ctx.trade_lag(price)
     end = min(hi + lag + period, len(ctx.dates) - 1)
     signals, order, n = ranking or signal_ranking(ctx, score, universe, span, lag, portfolios)
     keep = signals + lag <= end
     signals, order, n = signals[keep], order[keep], n[keep]
     if signals.size == 0:
         raise ValueError(f"no top-k trade fits in the span {span}")
-    trade_price = ctx.trade_price(price)
+    trade_prices = [ctx.trade_price(p) for p in prices]
     tracks = [np.arange(o, signals.size, period) for o in range(min(period, signals.size))]
-    gross, net, turnover = [], [], []
+    gross = {p: [] for p in prices}
+    net = {p: [] for p in prices}
+    turnover = {p: [] for p in prices}
     for name in portfolios:
         k = top_counts(n, name)
-        sims = [simulate(ctx.price, trade_price, signals[rows] + lag, end,
-                         Holdings.from_order(order[rows], np.zeros_like(k[rows]), k[rows]), fee)
-                for rows in tracks]
-        gross.append(np.mean([s.gross for s in sims], axis=0))
-        net.append(np.mean([s.net for s in sims], axis=0))
-        turnover.append(np.mean([s.turnover[1:].mean() if s.turnover.size > 1 else np.nan
-                                 for s in sims]))
+        per_track = [simulate_many(ctx.price, trade_prices, signals[rows] + lag, end,
+                                   Holdings.from_order(order[rows], np.zeros_like(k[rows]),
+                                                       k[rows]), fee)
+                     for rows in tracks]
+        for j, p in enumerate(prices):
+            sims = [track[j] for track in per_track]
+            gross[p].append(np.mean([s.gross for s in sims], axis=0))
+            net[p].append(np.mean([s.net for s in sims], axis=0))
+            turnover[p].append(np.mean([s.turnover[1:].mean() if s.turnover.size > 1
+                                        else np.nan for s in sims]))
     start = int(signals[len(tracks) - 1] + lag)
-    out = {"gross": np.stack(gross, axis=1), "net": np.stack(net, axis=1),
-           "turnover": np.array(turnover), "start": np.array(start), "end": np.array(end)}
-    out["gross"][:start] = np.nan
-    out["net"][:start] = np.nan
+    out = {}
+    for p in prices:
+        res = {"gross": np.stack(gross[p], axis=1), "net": np.stack(net[p], axis=1),
+               "turnover": np.array(turnover[p]), "start": np.array(start),
+               "end": np.array(end)}
+        res["gross"][:start] = np.nan
+        res["net"][:start] = np.nan
+        out[p] = res
     return out
 
 
@@ -124,9 +148,13 @@ def topk_tables(ctx: MarketContext, factors: dict[str, np.ndarray],
                                         sorted_score)
                     for lag in {ctx.trade_lag(p) for p in prices}}
         for freq, period in (rebalance or REBALANCE).items():
+            results: dict[str, dict[str, np.ndarray]] = {}
+            for lag, ranking in rankings.items():  # prices of one lag: one simulation pass
+                same_lag = [p for p in prices if ctx.trade_lag(p) == lag]
+                results.update(topk_returns_many(ctx, score, universe, spans[name], period,
+                                                 same_lag, fee, portfolios, ranking))
             for price in prices:
-                res = topk_returns(ctx, score, universe, spans[name], period, price, fee,
-                                   portfolios, rankings[ctx.trade_lag(price)])
+                res = results[price]
                 days = slice(int(res["start"]), int(res["end"]) + 1)
                 dates, bench = ctx.dates[days], market[days]
                 for j, port in enumerate(portfolios):

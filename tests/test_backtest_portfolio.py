@@ -11,7 +11,7 @@ from backtest.context import MarketContext
 from backtest.groups import group_test, rank_groups, weekly_trade_days
 from backtest.portfolio import Holdings, simulate
 from backtest.kernels import SortedRows
-from backtest.topk import equal_weight_market, top_counts, topk_returns
+from backtest.topk import equal_weight_market, top_counts, topk_returns, topk_returns_many
 from market.panel import Panel
 from market.synthetic import generate_market
 
@@ -128,6 +128,35 @@ def test_simulate_with_fees_and_vwap_matches_hand_loop(ctx: MarketContext,
     assert 0 < sim.turnover[1:].mean() <= 1
     assert (sim.net[30:151] <= sim.gross[30:151] + 1e-15).all()
     assert np.isnan(sim.gross[:30]).all() and np.isnan(sim.gross[151:]).all()
+
+
+def test_simulate_many_equals_separate_runs_bit_for_bit(ctx: MarketContext,
+                                                        score: np.ndarray) -> None:
+    """The T+1 prices simulated together == each simulated alone (same sums, same order)."""
+    from backtest.portfolio import simulate_many
+
+    days = np.arange(30, 140, 5)
+    elig = ctx.panel.listed[days - 1] & ctx.can_buy[days]
+    order, n = ranked(score[days - 1], elig)
+    k = top_counts(n, "top10pct")
+    k[3] = 0  # an empty selection: cash
+    hold = Holdings.from_order(order, 0 * k, k)
+    prices = [ctx.trade_price(p) for p in ("vwap_t1", "open_t1", "close_t1")]
+    together = simulate_many(ctx.price, prices, days, 150, hold, 0.003)
+    for price, sim in zip(prices, together):
+        alone = simulate(ctx.price, price, days, 150, hold, 0.003)
+        for field in ("gross", "net", "turnover"):
+            np.testing.assert_array_equal(getattr(sim, field), getattr(alone, field))
+    assert not np.array_equal(together[0].net, together[1].net)  # the prices matter
+    many = topk_returns_many(ctx, score, ctx.panel.listed, (20, 120), 5,
+                             ["vwap_t1", "open_t1"], 0.003)
+    for price in ("vwap_t1", "open_t1"):
+        one = topk_returns(ctx, score, ctx.panel.listed, (20, 120), 5, price, 0.003)
+        for key in ("gross", "net", "turnover"):  # NaN before the start: equal too
+            np.testing.assert_array_equal(many[price][key], one[key])
+    with pytest.raises(ValueError, match="trade lags"):
+        topk_returns_many(ctx, score, ctx.panel.listed, (20, 120), 5,
+                          ["close_t0", "open_t1"], 0.003)
 
 
 def test_top_counts() -> None:
