@@ -136,3 +136,25 @@ def test_import_boundary() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_factors_load_while_the_market_side_is_prepared(factor_files: list[Path],
+                                                        tmp_path: Path) -> None:
+    """The report's overlap: same factors as a plain load, and every market-side array the
+    sections use is built (the analysis then computes none)."""
+    from backtest.analysis import AnalysisConfig, load_factors_preparing, run_analysis
+    from backtest.context import MarketContext
+    from backtest.data import load_factors
+
+    panel = load_panel(MARKET, str(tmp_path))
+    ctx = MarketContext.from_panel(panel)
+    cfg = AnalysisConfig(sections=("ic", "groups", "topk"), styles=())
+    factors, seconds = load_factors_preparing(factor_files, ctx, cfg)
+    plain = load_factors(factor_files, panel)
+    assert factors.names == plain.names and seconds >= 0
+    for name in plain.names:
+        np.testing.assert_array_equal(factors.values[name], plain.values[name])
+    assert set(ctx._sorted) == {1, 2, 5, 10, 20}
+    assert {"vwap", "open"} <= {k.split("_")[0] for k in ctx._trade}
+    result = run_analysis(ctx, factors, {"all": panel.listed}, cfg)
+    assert result.timings["forward_returns"] < 0.05  # read from the context, not computed

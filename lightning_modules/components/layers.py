@@ -218,11 +218,14 @@ def group_demean(
         weight = mask.to(h.dtype)
     flat = h.reshape(n, -1)  # [N, D]
     # torch.where, not multiplication, so that NaN/inf in excluded stocks cannot leak in
-    valid_flat = torch.where(weight[:, None] > 0, flat, torch.zeros_like(flat))  # [N, D]
+    valid_flat = flat if mask is None else torch.where(weight[:, None] > 0, flat,
+                                                       torch.zeros_like(flat))  # [N, D]
     sums = flat.new_zeros(n_groups, flat.shape[1]).index_add(0, groups, valid_flat)  # [G, D]
     counts = weight.new_zeros(n_groups).index_add(0, groups, weight)  # [G]
     means = sums / counts.clamp_min(1.0)[:, None]  # [G, D]
-    return (flat - means[groups]).reshape(h.shape)
+    # index_select, not means[groups]: same values, and its backward is an index_add
+    # (parallel) instead of an accumulating index_put (serial; 63 ms of a 4,000-stock step)
+    return (flat - means.index_select(0, groups)).reshape(h.shape)
 
 
 def size_quintiles(log_mcap: Tensor, n_groups: int = 5) -> Tensor:
