@@ -10,7 +10,9 @@ One step = forward + IC loss + backward + Adam step on one day's cross-section
 ``[N, window, 6]`` (random inputs: the arithmetic does not depend on the values). Variants:
 
 - ``ref``: the reference, plain fp32 ``nn.GRU`` nets (the framework's nets are asserted
-  to be built from ``nn.GRU``), glibc's default allocator settings;
+  to be built from ``nn.GRU``), glibc's default allocator settings, and DecompGRU's
+  size-group de-mean in its plain form (``h - means[groups]``, kept in
+  ``bench_group_demean.py``; the framework's ``group_demean`` has a faster backward);
 - ``bf16``: the same under ``torch.autocast("cpu", torch.bfloat16)``, which is what
   ``--trainer.precision=bf16-mixed`` does on a CPU;
 - ``alloc``: fp32 with glibc malloc tuned to keep freed blocks (``cli.runtime.tune_malloc``,
@@ -72,6 +74,11 @@ def worker(args: argparse.Namespace) -> None:
         from cli.runtime import tune_malloc
 
         assert tune_malloc(), "mallopt refused the settings"
+    if args.variant == "ref":  # the plain de-mean the framework used before (see below)
+        import lightning_modules.components.decompgru as decompgru_module
+        from bench_group_demean import reference
+
+        decompgru_module.group_demean = reference
     torch.manual_seed(0)
     net = _net(args.model, args.hidden)
     if VARIANTS[args.variant][2]:
