@@ -1,6 +1,7 @@
 """Compiled per-row kernels (numba) behind the hot paths of the backtest.
 
-Modules: :mod:`~backtest.jit.cross_section` (correlations, ranks, sorts, selections),
+Modules: :mod:`~backtest.jit.cross_section` (correlations, ranks, the factor scatter),
+:mod:`~backtest.jit.sorting` (row sorts, ordered selections),
 :mod:`~backtest.jit.portfolio` (simulation, trade prices, benchmark) and
 :mod:`~backtest.jit.styles` (style descriptors); every kernel is re-exported here.
 
@@ -19,8 +20,9 @@ Compiled code is cached on disk (``cache=True``, next to this file or under
 """
 
 from backtest.jit.cross_section import (corr_rows, rank_corr_rows, rank_rows_masked,
-                                         row_order, scatter_unique, select_ordered)
+                                         scatter_unique)
 from backtest.jit.portfolio import adjusted_price_rows, market_mean_rows, simulate_rows
+from backtest.jit.sorting import row_order, select_ordered
 from backtest.jit.styles import (cmra_rows, combine_rows, ew_beta_rows, ewm_window_rows,
                                   residual_rows, standardize_rows, turnover_ratio_rows)
 
