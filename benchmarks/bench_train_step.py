@@ -41,10 +41,10 @@ import sys
 import time
 from pathlib import Path
 
-# variant -> (bf16 autocast, malloc tuning, ScanGRU)
-VARIANTS = {"ref": (False, False, False), "bf16": (True, False, False),
-            "alloc": (False, True, False), "bf16+alloc": (True, True, False),
-            "scan+alloc": (False, True, True)}
+# variant -> (bf16 autocast, malloc tuning, GRU implementation replacing nn.GRU)
+VARIANTS = {"ref": (False, False, None), "bf16": (True, False, None),
+            "alloc": (False, True, None), "bf16+alloc": (True, True, None),
+            "scan+alloc": (False, True, "scan"), "fused+alloc": (False, True, "fused")}
 
 
 def _net(model: str, hidden: int):
@@ -81,10 +81,16 @@ def worker(args: argparse.Namespace) -> None:
         decompgru_module.group_demean = reference
     torch.manual_seed(0)
     net = _net(args.model, args.hidden)
-    if VARIANTS[args.variant][2]:
+    if VARIANTS[args.variant][2] == "scan":
         from lightning_modules.components.fast_gru import use_scan_gru
 
         use_scan_gru(net)
+    elif VARIANTS[args.variant][2] == "fused":
+        from lightning_modules.components.fused_gru import extension_error, use_fused_gru
+
+        use_fused_gru(net)
+        x0 = torch.randn(2, 3, net.gru.input_size)
+        assert net.gru._fused_ok(x0), f"fused GRU kernel unavailable: {extension_error()}"
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = ICLoss()
     x = torch.randn(args.stocks, args.window, 6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
@@ -31,18 +33,20 @@ class MGRLModule(FactorModule):
         recon_weight: lambda_1, weight of the reconstruction (residual energy) loss.
         weight_decay: lambda_theta, L2 penalty on the net's parameters.
         final_weight: weight of the loss of the combined prediction.
+        gru_kernel: as in FactorModule.
     """
 
     def __init__(self, net: nn.Module, loss: nn.Module | None = None,
                  optimizer: OptimizerCallable = _adam,
                  lr_scheduler: LRSchedulerCallable | None = None, recon_weight: float = 0.1,
-                 weight_decay: float = 1e-5, final_weight: float = 1.0) -> None:
+                 weight_decay: float = 1e-5, final_weight: float = 1.0,
+                 gru_kernel: Literal["fused", "torch"] = "fused") -> None:
         if not isinstance(net, MultiGranularityResidualNet):
             raise ValueError(f"MGRLModule needs a MultiGranularityResidualNet, got "
                              f"{type(net).__name__}")
         if min(recon_weight, weight_decay, final_weight) < 0:
             raise ValueError("recon_weight, weight_decay and final_weight must be >= 0")
-        super().__init__(net, loss, optimizer, lr_scheduler)
+        super().__init__(net, loss, optimizer, lr_scheduler, gru_kernel)
         self.recon_weight, self.weight_decay = recon_weight, weight_decay
         self.final_weight = final_weight
         self._last: ResidualOutput | None = None

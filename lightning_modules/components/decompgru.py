@@ -4,6 +4,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from lightning_modules.components.fused_gru import patch_gru
 from lightning_modules.components.layers import (
     DepthwiseSeparablePatchConv,
     PatchConv,
@@ -69,8 +70,7 @@ class DecompGRU(nn.Module):
 
     def trend_representation(self, trend: Tensor, size_group: Tensor | None = None) -> Tensor:
         """Trend branch: trend [N, T, F] -> de-meaned representation [N, P, H]."""
-        h = self.trend_patch(trend)  # [N, P, H]
-        h, _ = self.trend_gru(h)  # [N, P, H]
+        h = patch_gru(self.trend_patch, self.trend_gru, trend)  # GRU(PatchConv): [N, P, H]
         if self.group_demean == "none":
             return h
         if self.group_demean == "cross_section":

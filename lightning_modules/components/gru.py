@@ -2,6 +2,7 @@
 
 from torch import Tensor, nn
 
+from lightning_modules.components.fused_gru import patch_gru
 from lightning_modules.components.layers import PatchConv
 
 
@@ -47,8 +48,7 @@ class GRU(nn.Module):
         Returns:
             Float [N], one score per stock.
         """
-        h = self.patch(x)  # [N, P, H]
-        h, _ = self.gru(h)  # [N, P, H]
+        h = patch_gru(self.patch, self.gru, x)  # GRU(PatchConv(x)): [N, P, H]
         h = self.norm(h[:, -1, :])  # [N, H]
         return self.head(self.dropout(h)).squeeze(-1)  # [N]
 

@@ -1,0 +1,277 @@
+// Fused CPU GRU recurrence (forward and backward through time) for lightning_modules/components/fused_gru.py.
+//
+// PyTorch's CPU nn.GRU runs each time step as ~10 separate ops over the whole batch: every op
+// streams a [N, 3H] block through memory, and its autograd backward adds a weight-gradient
+// matmul and a concatenation per step. Here the stocks are cut into blocks of kBlock rows;
+// each block runs all T steps while its state, gates and the hidden weights stay in cache:
+// one small register-blocked matmul per step (h @ W_hh^T), the gate arithmetic in one pass,
+// and in the backward the state gradient (dg @ W_hh) and the hidden-weight gradient
+// (dg^T @ h_prev, accumulated per thread) per step in cache. Blocks run in parallel on
+// torch's intra-op thread pool (at::parallel_for).
+//
+// Layout (batch first, contiguous float32):
+//   gi    [N, T, 3H]  input projections x W_ih^T + b_ih (r, z, n); overwritten in place by the
+//                     forward with the activations (r, z, n) when they are saved for backward,
+//                     and by the backward with the gradients of the pre-activations.
+//   out   [N, T, H]   states h_1..h_T;  h0 [N, H];  ghn [N, T, H]  h_{t-1} W_hn^T + b_hn.
+//   w_hh  [3H, H];  b_hh [3H]  (PyTorch's nn.GRU parameters, gate order r, z, n).
+// Equations (PyTorch's):  r = s(gi_r + gh_r), z = s(gi_z + gh_z), n = tanh(gi_n + r * gh_n),
+//   h = (1 - z) n + z h_prev, with gh = h_prev W_hh^T + b_hh.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+typedef float v16 __attribute__((vector_size(64)));
+
+constexpr int64_t kBlock = 32;  // stocks per block
+
+inline v16 load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// C[r, 0:16*CV] = init + sum_k A(r, k) * B[k, 0:16*CV] for r < R, where A(r, k) =
+// A[r * ars + k * aks], B is row-major with row stride ldb. init = bias (if given), else the
+// current C (if acc), else 0.
+template <int R, int CV>
+inline void tile(int64_t K, const float* A, int64_t ars, int64_t aks, const float* B,
+                 int64_t ldb, float* C, int64_t ldc, const float* bias, bool acc) {
+  v16 c[R][CV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < CV; ++v)
+      c[r][v] = bias ? load16(bias + 16 * v) : acc ? load16(C + r * ldc + 16 * v) : v16{};
+  for (int64_t k = 0; k < K; ++k) {
+    v16 b[CV];
+    for (int v = 0; v < CV; ++v) b[v] = load16(B + k * ldb + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const float a = A[r * ars + k * aks];
+      for (int v = 0; v < CV; ++v) c[r][v] += a * b[v];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < CV; ++v) store16(C + r * ldc + 16 * v, c[r][v]);
+}
+
+template <int R>
+inline void tile_row(int cv, int64_t K, const float* A, int64_t ars, int64_t aks,
+                     const float* B, int64_t ldb, float* C, int64_t ldc, const float* bias,
+                     bool acc) {
+  switch (cv) {
+    case 1: tile<R, 1>(K, A, ars, aks, B, ldb, C, ldc, bias, acc); break;
+    case 2: tile<R, 2>(K, A, ars, aks, B, ldb, C, ldc, bias, acc); break;
+    case 3: tile<R, 3>(K, A, ars, aks, B, ldb, C, ldc, bias, acc); break;
+    default: tile<R, 4>(K, A, ars, aks, B, ldb, C, ldc, bias, acc); break;
+  }
+}
+
+// C[M, NC] = (bias | C | 0) + A(M x K) @ B[K, NC]; NC a multiple of 16. Row r of C starts
+// at C + r * ldc; A(r, k) = A[r * ars + k * aks]; B row-major with stride ldb.
+void gemm(int64_t M, int64_t NC, int64_t K, const float* A, int64_t ars, int64_t aks,
+          const float* B, int64_t ldb, float* C, int64_t ldc, const float* bias, bool acc) {
+  for (int64_t m = 0; m < M; m += 4) {
+    const int rows = static_cast<int>(std::min<int64_t>(4, M - m));
+    const float* a = A + m * ars;
+    float* c = C + m * ldc;
+    for (int64_t col = 0; col < NC; col += 64) {
+      const int cv = static_cast<int>(std::min<int64_t>(4, (NC - col) / 16));
+      const float* bs = bias ? bias + col : nullptr;
+      switch (rows) {
+        case 1: tile_row<1>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
+        case 2: tile_row<2>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
+        case 3: tile_row<3>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
+        default: tile_row<4>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
+      }
+    }
+  }
+}
+
+// exp with Cephes' expf polynomial (about 1 ulp on the clamped range), written so that the
+// compiler vectorizes it (no libm call inside the gate loops).
+// Needs -fno-trapping-math to vectorize (the float -> int conversion); no effect on values.
+inline float fexp(float x) {
+  x = x > 88.3f ? 88.3f : x;
+  x = x < -87.3f ? -87.3f : x;
+  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  return e * __builtin_bit_cast(float, bits);
+}
+
+inline float fsigmoid(float x) { return 1.0f / (1.0f + fexp(-x)); }
+
+inline float ftanh(float x) { return 2.0f / (1.0f + fexp(-2.0f * x)) - 1.0f; }
+
+void check(const at::Tensor& t, const char* name, std::vector<int64_t> shape) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(),
+              "fused_gru: ", name, " must be a contiguous float32 CPU tensor");
+  TORCH_CHECK(t.sizes() == at::IntArrayRef(shape), "fused_gru: ", name, " has shape ",
+              t.sizes(), ", expected ", at::IntArrayRef(shape));
+}
+
+}  // namespace
+
+// Forward. gi [N, T, 3H] (overwritten with r, z, n when save), h0 [N, H], w_hh [3H, H],
+// b_hh [3H]. Returns out [N, T, H] and, when save, ghn [N, T, H] (else an empty tensor).
+std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_hh,
+                                    at::Tensor b_hh, bool save) {
+  const int64_t N = gi.size(0), T = gi.size(1), G = gi.size(2), H = G / 3;
+  TORCH_CHECK(G == 3 * H && H % 16 == 0, "fused_gru: hidden size must be a multiple of 16");
+  check(gi, "gi", {N, T, G});
+  check(h0, "h0", {N, H});
+  check(w_hh, "w_hh", {G, H});
+  check(b_hh, "b_hh", {G});
+  at::Tensor out = at::empty({N, T, H}, gi.options());
+  at::Tensor ghn = save ? at::empty({N, T, H}, gi.options()) : at::empty({0}, gi.options());
+  const at::Tensor w_t = w_hh.t().contiguous();  // [H, 3H]
+  float* gip = gi.data_ptr<float>();
+  const float* h0p = h0.data_ptr<float>();
+  const float* wp = w_t.data_ptr<float>();
+  const float* bp = b_hh.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  float* gnp = save ? ghn.data_ptr<float>() : nullptr;
+  const int64_t n_blocks = (N + kBlock - 1) / kBlock;
+  at::parallel_for(0, n_blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> gh_buf(kBlock * G);
+    float* gh = gh_buf.data();
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t i0 = blk * kBlock, rows = std::min(kBlock, N - i0);
+      for (int64_t t = 0; t < T; ++t) {
+        // gh = b_hh + h_prev @ W_hh^T for the block's rows
+        const float* hprev = t == 0 ? h0p + i0 * H : op + (i0 * T + t - 1) * H;
+        const int64_t hstride = t == 0 ? H : T * H;
+        gemm(rows, G, H, hprev, hstride, 1, wp, G, gh, G, bp, false);
+        for (int64_t i = 0; i < rows; ++i) {
+          const int64_t row = (i0 + i) * T + t;
+          float* g = gip + row * G;
+          const float* ghr = gh + i * G;
+          const float* hp = hprev + i * hstride;
+          float* o = op + row * H;
+          if (save) {
+            float* gn = gnp + row * H;
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) {
+              const float r = fsigmoid(g[j] + ghr[j]);
+              const float z = fsigmoid(g[H + j] + ghr[H + j]);
+              const float hn = ghr[2 * H + j];
+              const float n = ftanh(g[2 * H + j] + r * hn);
+              o[j] = n + z * (hp[j] - n);
+              g[j] = r;
+              g[H + j] = z;
+              g[2 * H + j] = n;
+              gn[j] = hn;
+            }
+          } else {
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) {
+              const float r = fsigmoid(g[j] + ghr[j]);
+              const float z = fsigmoid(g[H + j] + ghr[H + j]);
+              const float n = ftanh(g[2 * H + j] + r * ghr[2 * H + j]);
+              o[j] = n + z * (hp[j] - n);
+            }
+          }
+        }
+      }
+    }
+  });
+  return {out, ghn};
+}
+
+// Backward. gates [N, T, 3H] = the forward's saved (r, z, n), overwritten with the gradients
+// of the input-side pre-activations (dr, dz, dn); ghn, out [N, T, H]; h0 [N, H];
+// grad_out [N, T, H]. Returns dh0 [N, H], dw_hh [3H, H], db_hh [3H].
+std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor gates, at::Tensor ghn,
+                                     at::Tensor out, at::Tensor h0, at::Tensor w_hh) {
+  const int64_t N = gates.size(0), T = gates.size(1), G = gates.size(2), H = G / 3;
+  check(gates, "gates", {N, T, G});
+  check(ghn, "ghn", {N, T, H});
+  check(out, "out", {N, T, H});
+  check(h0, "h0", {N, H});
+  check(w_hh, "w_hh", {G, H});
+  check(grad_out, "grad_out", {N, T, H});
+  at::Tensor dh0 = at::empty({N, H}, gates.options());
+  const int n_threads = at::get_num_threads();
+  at::Tensor dw_parts = at::zeros({n_threads, G, H}, gates.options());
+  at::Tensor db_parts = at::zeros({n_threads, G}, gates.options());
+  float* gp = gates.data_ptr<float>();
+  const float* gnp = ghn.data_ptr<float>();
+  const float* op = out.data_ptr<float>();
+  const float* h0p = h0.data_ptr<float>();
+  const float* wp = w_hh.data_ptr<float>();
+  const float* dop = grad_out.data_ptr<float>();
+  float* dh0p = dh0.data_ptr<float>();
+  float* dwp = dw_parts.data_ptr<float>();
+  float* dbp = db_parts.data_ptr<float>();
+  const int64_t n_blocks = (N + kBlock - 1) / kBlock;
+  at::parallel_for(0, n_blocks, 1, [&](int64_t b0, int64_t b1) {
+    const int tid = at::get_thread_num();
+    TORCH_CHECK(tid < n_threads, "fused_gru: thread id beyond the pool size");
+    float* dw = dwp + tid * G * H;
+    float* db = dbp + tid * G;
+    std::vector<float> dh_buf(kBlock * H), dg_buf(kBlock * G);
+    float* dh = dh_buf.data();
+    float* dg = dg_buf.data();  // gradient of the hidden-side pre-activations gh
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t i0 = blk * kBlock, rows = std::min(kBlock, N - i0);
+      for (int64_t i = 0; i < rows; ++i)
+        std::memcpy(dh + i * H, dop + ((i0 + i) * T + T - 1) * H, H * sizeof(float));
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const float* hprev = t == 0 ? h0p + i0 * H : op + (i0 * T + t - 1) * H;
+        const int64_t hstride = t == 0 ? H : T * H;
+        for (int64_t i = 0; i < rows; ++i) {
+          const int64_t row = (i0 + i) * T + t;
+          float* g = gp + row * G;
+          const float* hn = gnp + row * H;
+          const float* hp = hprev + i * hstride;
+          float* d = dh + i * H;
+          float* dgr = dg + i * G;
+          const float* next = t > 0 ? dop + (row - 1) * H : nullptr;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const float r = g[j], z = g[H + j], n = g[2 * H + j], dj = d[j];
+            const float dn = dj * (1.0f - z) * (1.0f - n * n);
+            const float dz = dj * (hp[j] - n) * z * (1.0f - z);
+            const float dr = dn * hn[j] * r * (1.0f - r);
+            g[j] = dr;
+            g[H + j] = dz;
+            g[2 * H + j] = dn;
+            dgr[j] = dr;
+            dgr[H + j] = dz;
+            dgr[2 * H + j] = dn * r;
+            d[j] = dj * z + (next ? next[j] : 0.0f);
+          }
+#pragma omp simd
+          for (int64_t j = 0; j < G; ++j) db[j] += dgr[j];
+        }
+        // dh_prev += dg @ W_hh;  dW_hh += dg^T @ h_prev
+        gemm(rows, H, G, dg, G, 1, wp, H, dh, H, nullptr, true);
+        gemm(G, H, rows, dg, 1, G, hprev, hstride, dw, H, nullptr, true);
+      }
+      for (int64_t i = 0; i < rows; ++i)
+        std::memcpy(dh0p + (i0 + i) * H, dh + i * H, H * sizeof(float));
+    }
+  });
+  return {dh0, dw_parts.sum(0), db_parts.sum(0)};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("gru_forward", &gru_forward, "fused GRU recurrence, forward");
+  m.def("gru_backward", &gru_backward, "fused GRU recurrence, backward through time");
+}
