@@ -16,7 +16,7 @@ from lightning_modules.components.fused_gru import (
     patch_gru,
     use_fused_gru,
 )
-from lightning_modules.components.layers import PatchConv
+from lightning_modules.components.layers import DepthwiseSeparablePatchConv, PatchConv
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -112,23 +112,47 @@ def test_falls_back_where_the_kernel_does_not_apply() -> None:
         assert not FusedGRU(8, 16, batch_first=True)._fused_ok(x)
 
 
-def test_patch_fold_matches_conv_then_gru() -> None:
+@pytest.mark.parametrize("conv_cls,with_h", [(PatchConv, False), (PatchConv, True),
+                                              (DepthwiseSeparablePatchConv, True)])
+def test_patch_fold_matches_conv_then_gru(conv_cls, with_h) -> None:
+    """``patch_gru`` = ``gru(patch(x))`` or ``gru(h + patch(x))``: states, last state and the
+    gradients of x, h and every parameter."""
     torch.manual_seed(1)
-    patch = PatchConv(6, 32, 3).double()
+    patch = conv_cls(6, 32, 3).double()
     ref = nn.GRU(32, 32, batch_first=True).double()
     fused = FusedGRU(32, 32, batch_first=True)
     fused.load_state_dict({k: v.float() for k, v in ref.state_dict().items()})
     patch_f = copy.deepcopy(patch).float()
-    x = torch.randn(37, 20, 6, dtype=torch.float64)  # 20 % 3 = 2 oldest days dropped
-    out_ref = ref(patch(x.requires_grad_()))[0]
+    x = torch.randn(37, 20, 6, dtype=torch.float64, requires_grad=True)  # 20 % 3: 2 dropped
+    h = torch.randn(37, 6, 32, dtype=torch.float64, requires_grad=True) if with_h else None
+    y = patch(x)
+    out_ref, last_ref = ref(y if h is None else h + y)
     x_f = x.detach().float().requires_grad_()
-    out_f = patch_gru(patch_f, fused, x_f)
-    assert _rel(out_f, out_ref) < 2e-6
+    h_f = h.detach().float().requires_grad_() if with_h else None
+    out_f, last_f = patch_gru(patch_f, fused, x_f, h_f)
+    assert _rel(out_f, out_ref) < 2e-6 and _rel(last_f, last_ref) < 2e-6
     w = torch.randn_like(out_ref)
-    g_ref = torch.autograd.grad((out_ref * w).sum(), [x] + list(patch.parameters())
+    wl = torch.randn_like(last_ref)
+    extra_ref, extra_f = ([h], [h_f]) if with_h else ([], [])
+    g_ref = torch.autograd.grad((out_ref * w).sum() + (last_ref * wl).sum(),
+                                [x] + extra_ref + list(patch.parameters())
                                 + list(ref.parameters()))
-    g_f = torch.autograd.grad((out_f * w.float()).sum(), [x_f] + list(patch_f.parameters())
+    g_f = torch.autograd.grad((out_f * w.float()).sum() + (last_f * wl.float()).sum(),
+                              [x_f] + extra_f + list(patch_f.parameters())
                               + list(fused.parameters()))
+    for a, b in zip(g_f, g_ref):
+        assert _rel(a, b) < 1e-5
+
+
+def test_last_state_alone_gets_gradients() -> None:
+    """Only the last state used (as the nets do): no gradient of the states is materialized."""
+    ref, fused = _pair(8, 16)
+    x = torch.randn(21, 5, 8, dtype=torch.float64)
+    x_f = x.float().requires_grad_()
+    _, last_ref = ref(x.requires_grad_())
+    _, last_f = fused(x_f)
+    g_ref = torch.autograd.grad(last_ref.square().sum(), [x] + list(ref.parameters()))
+    g_f = torch.autograd.grad(last_f.square().sum(), [x_f] + list(fused.parameters()))
     for a, b in zip(g_f, g_ref):
         assert _rel(a, b) < 1e-5
 

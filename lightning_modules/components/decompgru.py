@@ -70,7 +70,7 @@ class DecompGRU(nn.Module):
 
     def trend_representation(self, trend: Tensor, size_group: Tensor | None = None) -> Tensor:
         """Trend branch: trend [N, T, F] -> de-meaned representation [N, P, H]."""
-        h = patch_gru(self.trend_patch, self.trend_gru, trend)  # GRU(PatchConv): [N, P, H]
+        h, _ = patch_gru(self.trend_patch, self.trend_gru, trend)  # GRU(PatchConv): [N, P, H]
         if self.group_demean == "none":
             return h
         if self.group_demean == "cross_section":
@@ -95,9 +95,8 @@ class DecompGRU(nn.Module):
         """
         trend, residual = self.decomposition(x)  # [N, T, F] each
         h = self.trend_representation(trend, size_group)  # [N, P, H]
-        h = h + self.residual_patch(residual)  # [N, P, H]
-        h, _ = self.gru(h)  # [N, P, H]
-        h = self.norm(h[:, -1, :])  # [N, H]
+        _, h = patch_gru(self.residual_patch, self.gru, residual, h)  # GRU(h + conv(residual))
+        h = self.norm(h[0])  # last (most recent) state [N, H]
         return self.head(h).squeeze(-1)  # [N]
 
 

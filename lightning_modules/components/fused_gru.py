@@ -38,7 +38,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lightning_modules.components.layers import PatchConv, _check_sequence, _keep_recent_multiple
+from lightning_modules.components.layers import (
+    DepthwiseSeparablePatchConv,
+    PatchConv,
+    _check_sequence,
+    _keep_recent_multiple,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,46 +111,55 @@ def extension_error() -> str | None:
 
 
 class _GRURecurrence(torch.autograd.Function):
-    """States of the recurrence given the inputs' projections: (x, h0, W_ih, b_ih, W_hh,
-    b_hh) -> out [N, T, H]."""
+    """The recurrence given its inputs: (x, h0, W_ih, b_ih, W_hh, b_hh[, x2, W2]) -> (states
+    out [N, T, H], last state [N, H]). The input projection is ``x W_ih^T + b_ih`` plus
+    ``x2 W2^T`` when an extra input ``x2`` [N, T, K] is given (a folded patch conv)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, h0: Tensor, w_ih: Tensor, b_ih: Tensor, w_hh: Tensor,
-                b_hh: Tensor) -> Tensor:
+                b_hh: Tensor, x2: Tensor | None = None, w2: Tensor | None = None):
+        ctx.set_materialize_grads(False)
         ext = load_extension()
         n_rows, steps, n_in = x.shape
-        x2 = x.reshape(n_rows * steps, n_in)
-        gi = torch.addmm(b_ih, x2, w_ih.t()).view(n_rows, steps, -1)  # [N, T, 3H]
+        x_flat = x.reshape(n_rows * steps, n_in)
+        gi = torch.addmm(b_ih, x_flat, w_ih.t())  # [N * T, 3H]
+        x2_flat = None
+        if x2 is not None:
+            x2_flat = x2.reshape(n_rows * steps, x2.shape[-1])
+            gi.addmm_(x2_flat, w2.t())
+        gi = gi.view(n_rows, steps, -1)
         save = any(ctx.needs_input_grad)
         out, ghn = ext.gru_forward(gi, h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
                                    save)
         if save:  # gi now holds the gate activations r, z, n
-            ctx.save_for_backward(x2, h0, w_ih, w_hh, gi, ghn, out)
+            ctx.save_for_backward(x_flat, h0, w_ih, w_hh, gi, ghn, out, x2_flat, w2)
             ctx.consumed = False
-        return out
+        return out, out[:, -1].clone()
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor):
+    def backward(ctx, grad_out: Tensor | None, grad_last: Tensor | None):
         if ctx.consumed:
             raise RuntimeError("FusedGRU's backward reuses its saved buffers: it cannot run "
                                "twice on one graph (retain_graph=True is not supported)")
         ctx.consumed = True
-        x2, h0, w_ih, w_hh, gates, ghn, out = ctx.saved_tensors
+        x_flat, h0, w_ih, w_hh, gates, ghn, out, x2_flat, w2 = ctx.saved_tensors
         ext = load_extension()
+        none = gates.new_empty(0)
         # gates is overwritten with the gradients of the input-side pre-activations
-        dh0, dw_hh, db_hh = ext.gru_backward(grad_out.contiguous(), gates, ghn, out,
-                                             h0.contiguous(), w_hh.contiguous())
+        dh0, dw_hh, db_hh = ext.gru_backward(
+            none if grad_out is None else grad_out.contiguous(),
+            none if grad_last is None else grad_last.contiguous(),
+            gates, ghn, out, h0.contiguous(), w_hh.contiguous())
         d_gi = gates.view(-1, gates.shape[-1])  # [N * T, 3H]
-        dx = dw_ih = db_ih = None
-        if ctx.needs_input_grad[0]:
-            dx = (d_gi @ w_ih).view(out.shape[0], out.shape[1], -1)
-        if ctx.needs_input_grad[2]:
-            dw_ih = d_gi.t() @ x2
-        if ctx.needs_input_grad[3]:
-            db_ih = d_gi.sum(0)
-        return (dx, dh0 if ctx.needs_input_grad[1] else None, dw_ih, db_ih,
-                dw_hh if ctx.needs_input_grad[4] else None,
-                db_hh if ctx.needs_input_grad[5] else None)
+        needs = ctx.needs_input_grad
+        n_rows, steps = out.shape[0], out.shape[1]
+        dx = (d_gi @ w_ih).view(n_rows, steps, -1) if needs[0] else None
+        dw_ih = d_gi.t() @ x_flat if needs[2] else None
+        db_ih = d_gi.sum(0) if needs[3] else None
+        dx2 = (d_gi @ w2).view(n_rows, steps, -1) if x2_flat is not None and needs[6] else None
+        dw2 = d_gi.t() @ x2_flat if x2_flat is not None and needs[7] else None
+        return (dx, dh0 if needs[1] else None, dw_ih, db_ih, dw_hh if needs[4] else None,
+                db_hh if needs[5] else None, dx2, dw2)
 
 
 class FusedGRU(nn.GRU):
@@ -153,7 +167,7 @@ class FusedGRU(nn.GRU):
     batch_first, float32); anything else, or no compiler, runs ``nn.GRU.forward``."""
 
     def _fused_ok(self, input: Tensor) -> bool:  # noqa: A002 - nn.GRU's name
-        return (not input.is_cuda and input.device.type == "cpu" and self.num_layers == 1
+        return (input.device.type == "cpu" and self.num_layers == 1
                 and not self.bidirectional and self.batch_first and input.dim() == 3
                 and self.bias and input.dtype == torch.float32
                 and self.hidden_size % 16 == 0 and not torch.is_autocast_enabled("cpu")
@@ -163,39 +177,63 @@ class FusedGRU(nn.GRU):
     def forward(self, input: Tensor, hx: Tensor | None = None):  # noqa: A002 - nn.GRU's name
         if not self._fused_ok(input):
             return super().forward(input, hx)
-        n_rows = input.shape[0]
-        h0 = input.new_zeros(n_rows, self.hidden_size) if hx is None else hx[0]
-        out = _GRURecurrence.apply(input.contiguous(), h0, self.weight_ih_l0,
-                                   self.bias_ih_l0, self.weight_hh_l0, self.bias_hh_l0)
-        return out, out[:, -1].unsqueeze(0)
+        h0 = input.new_zeros(input.shape[0], self.hidden_size) if hx is None else hx[0]
+        out, last = _GRURecurrence.apply(input.contiguous(), h0, self.weight_ih_l0,
+                                         self.bias_ih_l0, self.weight_hh_l0, self.bias_hh_l0)
+        return out, last.unsqueeze(0)
 
 
-def patch_gru(patch: PatchConv, gru: nn.GRU, x: Tensor) -> Tensor:
-    """``gru(patch(x))[0]``, the states [N, P, H] of a GRU reading a :class:`PatchConv`.
+def _patch_map(patch: PatchConv | DepthwiseSeparablePatchConv) -> tuple[Tensor, Tensor]:
+    """A patch conv as one linear map of each patch's ``patch * F`` values (in (day,
+    feature) order): (weight [H, patch * F], bias [H]), built from its parameters with
+    autograd ops, so gradients flow back to them."""
+    if isinstance(patch, PatchConv):
+        w = patch.conv.weight  # [H, F, patch]
+        bias = patch.conv.bias if patch.conv.bias is not None else w.new_zeros(w.shape[0])
+        return w.permute(0, 2, 1).reshape(w.shape[0], -1), bias
+    w_dw = patch.depthwise.weight[:, 0, :]  # [F, patch]
+    w_pw = patch.pointwise.weight[:, :, 0]  # [H, F]
+    w = (w_pw[:, None, :] * w_dw.t()[None, :, :]).reshape(w_pw.shape[0], -1)  # [H, patch*F]
+    bias = w_pw.new_zeros(w_pw.shape[0])
+    if patch.depthwise.bias is not None:
+        bias = bias + w_pw @ patch.depthwise.bias
+    if patch.pointwise.bias is not None:
+        bias = bias + patch.pointwise.bias
+    return w, bias
+
+
+def patch_gru(patch: PatchConv | DepthwiseSeparablePatchConv, gru: nn.GRU, x: Tensor,
+              h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``gru(patch(x))``, or ``gru(h + patch(x))`` when ``h`` [N, P, H_in] is given: the GRU's
+    (states [N, P, H], last state [1, N, H]) as ``nn.GRU`` returns them.
 
     When ``gru`` is a :class:`FusedGRU` whose kernel runs on ``x``, the patch conv is folded
     into the GRU's input projection: both are linear, so ``W_ih (W_conv p + b_conv) + b_ih =
-    (W_ih W_conv) p + (W_ih b_conv + b_ih)`` for each patch ``p`` of ``patch * F`` values. The
-    projection then reads 18 values a step instead of 64 (3.6x fewer multiply-adds forward,
-    and in the backward the weight gradient ``d_gi^T p`` replaces ``d_gi @ W_ih`` and
-    ``d_gi^T h``); autograd carries the gradients of the folded weights back to ``W_ih``,
-    ``b_ih`` and the conv's weight and bias. Same function, same parameters; the values
-    differ from the unfolded order of operations by float rounding only (tested).
+    (W_ih W_conv) p + (W_ih b_conv + b_ih)`` for each patch ``p`` of ``patch * F`` values
+    (18 for 3 days of 6 features instead of the conv's 64 outputs). The conv's output is never
+    built: its forward, its backward and ``d_gi @ W_ih`` of the GRU's input gradient go away;
+    the folded weight's gradient is ``d_gi^T p`` and autograd carries it back to ``W_ih``,
+    ``b_ih`` and the conv's parameters. Same function and parameters; values differ from the
+    unfolded order of operations by float rounding only (tested).
     """
     if not (isinstance(gru, FusedGRU) and gru._fused_ok(x)):
-        return gru(patch(x))[0]
+        y = patch(x)
+        return gru(y if h is None else h + y)
     _check_sequence(x, patch.in_features, patch.patch)
     xk = _keep_recent_multiple(x, patch.patch)  # [N, P * patch, F]
     n_rows, n_days, n_feat = xk.shape
-    steps = n_days // patch.patch
-    xp = xk.reshape(n_rows, steps, patch.patch * n_feat)  # patch values in (day, feature) order
-    w_conv = patch.conv.weight  # [H_conv, F, patch]
-    w_flat = w_conv.permute(0, 2, 1).reshape(w_conv.shape[0], -1)  # [H_conv, patch * F]
-    w_eff = gru.weight_ih_l0 @ w_flat  # [3H, patch * F]
-    b_eff = gru.bias_ih_l0 if patch.conv.bias is None else torch.addmv(
-        gru.bias_ih_l0, gru.weight_ih_l0, patch.conv.bias)
+    xp = xk.reshape(n_rows, n_days // patch.patch, patch.patch * n_feat)  # [N, P, patch * F]
+    w_patch, b_patch = _patch_map(patch)
+    w_fold = gru.weight_ih_l0 @ w_patch  # [3H, patch * F]
+    b_fold = torch.addmv(gru.bias_ih_l0, gru.weight_ih_l0, b_patch)
     h0 = x.new_zeros(n_rows, gru.hidden_size)
-    return _GRURecurrence.apply(xp, h0, w_eff, b_eff, gru.weight_hh_l0, gru.bias_hh_l0)
+    if h is None:
+        out, last = _GRURecurrence.apply(xp, h0, w_fold, b_fold, gru.weight_hh_l0,
+                                         gru.bias_hh_l0)
+    else:
+        out, last = _GRURecurrence.apply(h.contiguous(), h0, gru.weight_ih_l0, b_fold,
+                                         gru.weight_hh_l0, gru.bias_hh_l0, xp, w_fold)
+    return out, last.unsqueeze(0)
 
 
 def use_fused_gru(net: nn.Module) -> nn.Module:

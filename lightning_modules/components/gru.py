@@ -48,8 +48,8 @@ class GRU(nn.Module):
         Returns:
             Float [N], one score per stock.
         """
-        h = patch_gru(self.patch, self.gru, x)  # GRU(PatchConv(x)): [N, P, H]
-        h = self.norm(h[:, -1, :])  # [N, H]
+        _, h = patch_gru(self.patch, self.gru, x)  # GRU(PatchConv(x)), last state [1, N, H]
+        h = self.norm(h[0])  # most recent step [N, H]
         return self.head(self.dropout(h)).squeeze(-1)  # [N]
 
 

@@ -196,16 +196,21 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_h
 
 // Backward. gates [N, T, 3H] = the forward's saved (r, z, n), overwritten with the gradients
 // of the input-side pre-activations (dr, dz, dn); ghn, out [N, T, H]; h0 [N, H];
-// grad_out [N, T, H]. Returns dh0 [N, H], dw_hh [3H, H], db_hh [3H].
-std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor gates, at::Tensor ghn,
-                                     at::Tensor out, at::Tensor h0, at::Tensor w_hh) {
+// grad_out [N, T, H] (gradient of every state; an empty tensor if none) and grad_last [N, H]
+// (gradient of the last state given separately; empty if none).
+// Returns dh0 [N, H], dw_hh [3H, H], db_hh [3H].
+std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
+                                     at::Tensor gates, at::Tensor ghn, at::Tensor out,
+                                     at::Tensor h0, at::Tensor w_hh) {
   const int64_t N = gates.size(0), T = gates.size(1), G = gates.size(2), H = G / 3;
   check(gates, "gates", {N, T, G});
   check(ghn, "ghn", {N, T, H});
   check(out, "out", {N, T, H});
   check(h0, "h0", {N, H});
   check(w_hh, "w_hh", {G, H});
-  check(grad_out, "grad_out", {N, T, H});
+  const bool has_out = grad_out.numel() > 0, has_last = grad_last.numel() > 0;
+  if (has_out) check(grad_out, "grad_out", {N, T, H});
+  if (has_last) check(grad_last, "grad_last", {N, H});
   at::Tensor dh0 = at::empty({N, H}, gates.options());
   const int n_threads = at::get_num_threads();
   at::Tensor dw_parts = at::zeros({n_threads, G, H}, gates.options());
@@ -215,7 +220,8 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor gates, at::
   const float* op = out.data_ptr<float>();
   const float* h0p = h0.data_ptr<float>();
   const float* wp = w_hh.data_ptr<float>();
-  const float* dop = grad_out.data_ptr<float>();
+  const float* dop = has_out ? grad_out.data_ptr<float>() : nullptr;
+  const float* dlp = has_last ? grad_last.data_ptr<float>() : nullptr;
   float* dh0p = dh0.data_ptr<float>();
   float* dwp = dw_parts.data_ptr<float>();
   float* dbp = db_parts.data_ptr<float>();
@@ -225,13 +231,17 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor gates, at::
     TORCH_CHECK(tid < n_threads, "fused_gru: thread id beyond the pool size");
     float* dw = dwp + tid * G * H;
     float* db = dbp + tid * G;
-    std::vector<float> dh_buf(kBlock * H), dg_buf(kBlock * G);
+    std::vector<float> dh_buf(kBlock * H), dg_buf(kBlock * G), zeros(H, 0.0f);
     float* dh = dh_buf.data();
     float* dg = dg_buf.data();  // gradient of the hidden-side pre-activations gh
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t i0 = blk * kBlock, rows = std::min(kBlock, N - i0);
-      for (int64_t i = 0; i < rows; ++i)
-        std::memcpy(dh + i * H, dop + ((i0 + i) * T + T - 1) * H, H * sizeof(float));
+      for (int64_t i = 0; i < rows; ++i) {
+        float* d = dh + i * H;
+        const float* go = has_out ? dop + ((i0 + i) * T + T - 1) * H : nullptr;
+        const float* gl = has_last ? dlp + (i0 + i) * H : nullptr;
+        for (int64_t j = 0; j < H; ++j) d[j] = (go ? go[j] : 0.0f) + (gl ? gl[j] : 0.0f);
+      }
       for (int64_t t = T - 1; t >= 0; --t) {
         const float* hprev = t == 0 ? h0p + i0 * H : op + (i0 * T + t - 1) * H;
         const int64_t hstride = t == 0 ? H : T * H;
@@ -242,7 +252,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor gates, at::
           const float* hp = hprev + i * hstride;
           float* d = dh + i * H;
           float* dgr = dg + i * G;
-          const float* next = t > 0 ? dop + (row - 1) * H : nullptr;
+          const float* next = t > 0 && has_out ? dop + (row - 1) * H : zeros.data();
 #pragma omp simd
           for (int64_t j = 0; j < H; ++j) {
             const float r = g[j], z = g[H + j], n = g[2 * H + j], dj = d[j];
@@ -255,7 +265,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor gates, at::
             dgr[j] = dr;
             dgr[H + j] = dz;
             dgr[2 * H + j] = dn * r;
-            d[j] = dj * z + (next ? next[j] : 0.0f);
+            d[j] = dj * z + next[j];
           }
 #pragma omp simd
           for (int64_t j = 0; j < G; ++j) db[j] += dgr[j];
