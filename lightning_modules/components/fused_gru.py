@@ -121,18 +121,17 @@ class _GRURecurrence(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ext = load_extension()
         n_rows, steps, n_in = x.shape
-        x_flat = x.reshape(n_rows * steps, n_in)
-        gi = torch.addmm(b_ih, x_flat, w_ih.t())  # [N * T, 3H]
-        x2_flat = None
+        x = x.contiguous()
+        gi = torch.mm(x.view(n_rows * steps, n_in), w_ih.t())  # [N * T, 3H]; b_ih: kernel
         if x2 is not None:
-            x2_flat = x2.reshape(n_rows * steps, x2.shape[-1])
-            gi.addmm_(x2_flat, w2.t())
+            x2 = x2.contiguous()
+            gi.addmm_(x2.view(n_rows * steps, x2.shape[-1]), w2.t())
         gi = gi.view(n_rows, steps, -1)
         save = any(ctx.needs_input_grad)
         out, ghn = ext.gru_forward(gi, h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
-                                   save)
+                                   b_ih.contiguous(), save)
         if save:  # gi now holds the gate activations r, z, n
-            ctx.save_for_backward(x_flat, h0, w_ih, w_hh, gi, ghn, out, x2_flat, w2)
+            ctx.save_for_backward(x, h0, w_ih, w_hh, gi, ghn, out, x2, w2)
             ctx.consumed = False
         return out, out[:, -1].clone()
 
@@ -142,24 +141,25 @@ class _GRURecurrence(torch.autograd.Function):
             raise RuntimeError("FusedGRU's backward reuses its saved buffers: it cannot run "
                                "twice on one graph (retain_graph=True is not supported)")
         ctx.consumed = True
-        x_flat, h0, w_ih, w_hh, gates, ghn, out, x2_flat, w2 = ctx.saved_tensors
+        x, h0, w_ih, w_hh, gates, ghn, out, x2, w2 = ctx.saved_tensors
+        needs = ctx.needs_input_grad
         ext = load_extension()
         none = gates.new_empty(0)
-        # gates is overwritten with the gradients of the input-side pre-activations
-        dh0, dw_hh, db_hh = ext.gru_backward(
+        # weight gradients x^T d_gi accumulated inside the kernel, block by block
+        inputs = ([x] if needs[2] else []) + ([x2] if x2 is not None and needs[7] else [])
+        # gates is overwritten with d_gi, the gradients of the input-side pre-activations
+        dh0, dw_hh, db_hh, db_ih, *dw_t = ext.gru_backward(
             none if grad_out is None else grad_out.contiguous(),
             none if grad_last is None else grad_last.contiguous(),
-            gates, ghn, out, h0.contiguous(), w_hh.contiguous())
+            gates, ghn, out, h0.contiguous(), w_hh.contiguous(), inputs)
         d_gi = gates.view(-1, gates.shape[-1])  # [N * T, 3H]
-        needs = ctx.needs_input_grad
         n_rows, steps = out.shape[0], out.shape[1]
         dx = (d_gi @ w_ih).view(n_rows, steps, -1) if needs[0] else None
-        dw_ih = d_gi.t() @ x_flat if needs[2] else None
-        db_ih = d_gi.sum(0) if needs[3] else None
-        dx2 = (d_gi @ w2).view(n_rows, steps, -1) if x2_flat is not None and needs[6] else None
-        dw2 = d_gi.t() @ x2_flat if x2_flat is not None and needs[7] else None
-        return (dx, dh0 if needs[1] else None, dw_ih, db_ih, dw_hh if needs[4] else None,
-                db_hh if needs[5] else None, dx2, dw2)
+        dw_ih = dw_t.pop(0).t() if needs[2] else None
+        dx2 = (d_gi @ w2).view(n_rows, steps, -1) if x2 is not None and needs[6] else None
+        dw2 = dw_t.pop(0).t() if x2 is not None and needs[7] else None
+        return (dx, dh0 if needs[1] else None, dw_ih, db_ih if needs[3] else None,
+                dw_hh if needs[4] else None, db_hh if needs[5] else None, dx2, dw2)
 
 
 class FusedGRU(nn.GRU):

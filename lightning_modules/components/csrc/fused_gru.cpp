@@ -128,23 +128,29 @@ void check(const at::Tensor& t, const char* name, std::vector<int64_t> shape) {
 
 }  // namespace
 
-// Forward. gi [N, T, 3H] (overwritten with r, z, n when save), h0 [N, H], w_hh [3H, H],
-// b_hh [3H]. Returns out [N, T, H] and, when save, ghn [N, T, H] (else an empty tensor).
+// Forward. gi [N, T, 3H] = x W_ih^T without its bias (overwritten with r, z, n when save),
+// h0 [N, H], w_hh [3H, H], b_hh [3H], b_ih [3H]. Returns out [N, T, H] and, when save,
+// ghn [N, T, H] (else an empty tensor). The input bias is added here: b_ir, b_iz join b_hh in
+// the hidden matmul's initial value, b_in is added inside the gate loop.
 std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_hh,
-                                    at::Tensor b_hh, bool save) {
+                                    at::Tensor b_hh, at::Tensor b_ih, bool save) {
   const int64_t N = gi.size(0), T = gi.size(1), G = gi.size(2), H = G / 3;
   TORCH_CHECK(G == 3 * H && H % 16 == 0, "fused_gru: hidden size must be a multiple of 16");
   check(gi, "gi", {N, T, G});
   check(h0, "h0", {N, H});
   check(w_hh, "w_hh", {G, H});
   check(b_hh, "b_hh", {G});
+  check(b_ih, "b_ih", {G});
   at::Tensor out = at::empty({N, T, H}, gi.options());
   at::Tensor ghn = save ? at::empty({N, T, H}, gi.options()) : at::empty({0}, gi.options());
   const at::Tensor w_t = w_hh.t().contiguous();  // [H, 3H]
+  at::Tensor bias = b_hh.clone();  // b_ir + b_hr, b_iz + b_hz, b_hn
+  bias.narrow(0, 0, 2 * H).add_(b_ih.narrow(0, 0, 2 * H));
   float* gip = gi.data_ptr<float>();
   const float* h0p = h0.data_ptr<float>();
   const float* wp = w_t.data_ptr<float>();
-  const float* bp = b_hh.data_ptr<float>();
+  const float* bp = bias.data_ptr<float>();
+  const float* bin = b_ih.data_ptr<float>() + 2 * H;
   float* op = out.data_ptr<float>();
   float* gnp = save ? ghn.data_ptr<float>() : nullptr;
   const int64_t n_blocks = (N + kBlock - 1) / kBlock;
@@ -154,7 +160,7 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_h
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t i0 = blk * kBlock, rows = std::min(kBlock, N - i0);
       for (int64_t t = 0; t < T; ++t) {
-        // gh = b_hh + h_prev @ W_hh^T for the block's rows
+        // gh = bias + h_prev @ W_hh^T for the block's rows
         const float* hprev = t == 0 ? h0p + i0 * H : op + (i0 * T + t - 1) * H;
         const int64_t hstride = t == 0 ? H : T * H;
         gemm(rows, G, H, hprev, hstride, 1, wp, G, gh, G, bp, false);
@@ -171,7 +177,7 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_h
               const float r = fsigmoid(g[j] + ghr[j]);
               const float z = fsigmoid(g[H + j] + ghr[H + j]);
               const float hn = ghr[2 * H + j];
-              const float n = ftanh(g[2 * H + j] + r * hn);
+              const float n = ftanh(g[2 * H + j] + bin[j] + r * hn);
               o[j] = n + z * (hp[j] - n);
               g[j] = r;
               g[H + j] = z;
@@ -183,7 +189,7 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_h
             for (int64_t j = 0; j < H; ++j) {
               const float r = fsigmoid(g[j] + ghr[j]);
               const float z = fsigmoid(g[H + j] + ghr[H + j]);
-              const float n = ftanh(g[2 * H + j] + r * ghr[2 * H + j]);
+              const float n = ftanh(g[2 * H + j] + bin[j] + r * ghr[2 * H + j]);
               o[j] = n + z * (hp[j] - n);
             }
           }
@@ -195,13 +201,16 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_h
 }
 
 // Backward. gates [N, T, 3H] = the forward's saved (r, z, n), overwritten with the gradients
-// of the input-side pre-activations (dr, dz, dn); ghn, out [N, T, H]; h0 [N, H];
+// of the input-side pre-activations d_gi = (dr, dz, dn); ghn, out [N, T, H]; h0 [N, H];
 // grad_out [N, T, H] (gradient of every state; an empty tensor if none) and grad_last [N, H]
-// (gradient of the last state given separately; empty if none).
-// Returns dh0 [N, H], dw_hh [3H, H], db_hh [3H].
+// (gradient of the last state given separately; empty if none); inputs: the tensors x_k
+// [N, T, K_k] whose projections made gi (gi = sum_k x_k W_k^T), for their weights' gradients.
+// Returns dh0 [N, H], dw_hh [3H, H], db_hh [3H], db_ih [3H], then per input dW_k^T [K_k, 3H]
+// (= x_k^T d_gi, accumulated per thread while each block's rows are in cache).
 std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
                                      at::Tensor gates, at::Tensor ghn, at::Tensor out,
-                                     at::Tensor h0, at::Tensor w_hh) {
+                                     at::Tensor h0, at::Tensor w_hh,
+                                     std::vector<at::Tensor> inputs) {
   const int64_t N = gates.size(0), T = gates.size(1), G = gates.size(2), H = G / 3;
   check(gates, "gates", {N, T, G});
   check(ghn, "ghn", {N, T, H});
@@ -211,10 +220,21 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
   const bool has_out = grad_out.numel() > 0, has_last = grad_last.numel() > 0;
   if (has_out) check(grad_out, "grad_out", {N, T, H});
   if (has_last) check(grad_last, "grad_last", {N, H});
+  for (const auto& x : inputs) check(x, "input", {N, T, x.size(-1)});
   at::Tensor dh0 = at::empty({N, H}, gates.options());
   const int n_threads = at::get_num_threads();
   at::Tensor dw_parts = at::zeros({n_threads, G, H}, gates.options());
-  at::Tensor db_parts = at::zeros({n_threads, G}, gates.options());
+  at::Tensor db_parts = at::zeros({n_threads, 2, G}, gates.options());  // hidden, input side
+  std::vector<at::Tensor> dx_parts;
+  std::vector<const float*> xps;
+  std::vector<float*> dxps;
+  std::vector<int64_t> ks;
+  for (const auto& x : inputs) {
+    dx_parts.push_back(at::zeros({n_threads, x.size(-1), G}, gates.options()));
+    xps.push_back(x.data_ptr<float>());
+    dxps.push_back(dx_parts.back().data_ptr<float>());
+    ks.push_back(x.size(-1));
+  }
   float* gp = gates.data_ptr<float>();
   const float* gnp = ghn.data_ptr<float>();
   const float* op = out.data_ptr<float>();
@@ -230,7 +250,8 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
     const int tid = at::get_thread_num();
     TORCH_CHECK(tid < n_threads, "fused_gru: thread id beyond the pool size");
     float* dw = dwp + tid * G * H;
-    float* db = dbp + tid * G;
+    float* db = dbp + tid * 2 * G;  // hidden-side bias gradient
+    float* dbi = db + G;            // input-side bias gradient
     std::vector<float> dh_buf(kBlock * H), dg_buf(kBlock * G), zeros(H, 0.0f);
     float* dh = dh_buf.data();
     float* dg = dg_buf.data();  // gradient of the hidden-side pre-activations gh
@@ -238,9 +259,9 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
       const int64_t i0 = blk * kBlock, rows = std::min(kBlock, N - i0);
       for (int64_t i = 0; i < rows; ++i) {
         float* d = dh + i * H;
-        const float* go = has_out ? dop + ((i0 + i) * T + T - 1) * H : nullptr;
-        const float* gl = has_last ? dlp + (i0 + i) * H : nullptr;
-        for (int64_t j = 0; j < H; ++j) d[j] = (go ? go[j] : 0.0f) + (gl ? gl[j] : 0.0f);
+        const float* go = has_out ? dop + ((i0 + i) * T + T - 1) * H : zeros.data();
+        const float* gl = has_last ? dlp + (i0 + i) * H : zeros.data();
+        for (int64_t j = 0; j < H; ++j) d[j] = go[j] + gl[j];
       }
       for (int64_t t = T - 1; t >= 0; --t) {
         const float* hprev = t == 0 ? h0p + i0 * H : op + (i0 * T + t - 1) * H;
@@ -268,17 +289,28 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
             d[j] = dj * z + next[j];
           }
 #pragma omp simd
-          for (int64_t j = 0; j < G; ++j) db[j] += dgr[j];
+          for (int64_t j = 0; j < G; ++j) {
+            db[j] += dgr[j];
+            dbi[j] += g[j];
+          }
         }
-        // dh_prev += dg @ W_hh;  dW_hh += dg^T @ h_prev
+        // dh_prev += dg @ W_hh;  dW_hh += dg^T @ h_prev;  dW_k^T += x_k^T @ d_gi
         gemm(rows, H, G, dg, G, 1, wp, H, dh, H, nullptr, true);
         gemm(G, H, rows, dg, 1, G, hprev, hstride, dw, H, nullptr, true);
+        for (size_t k = 0; k < ks.size(); ++k) {
+          const int64_t K = ks[k];
+          gemm(K, G, rows, xps[k] + (i0 * T + t) * K, 1, T * K, gp + (i0 * T + t) * G, T * G,
+               dxps[k] + tid * K * G, G, nullptr, true);
+        }
       }
       for (int64_t i = 0; i < rows; ++i)
         std::memcpy(dh0p + (i0 + i) * H, dh + i * H, H * sizeof(float));
     }
   });
-  return {dh0, dw_parts.sum(0), db_parts.sum(0)};
+  at::Tensor db = db_parts.sum(0);
+  std::vector<at::Tensor> result = {dh0, dw_parts.sum(0), db[0], db[1]};
+  for (auto& part : dx_parts) result.push_back(part.sum(0));
+  return result;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
