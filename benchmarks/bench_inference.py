@@ -1,15 +1,18 @@
 """Inference/export speed: score and write a whole test year for the full market.
 
 ``python benchmarks/bench_inference.py [--data auto|cn_shared|synthetic] [--year 2019]
-[--model decompgru|gru] [--precisions 32-true bf16-mixed] [--threads 0]``
+[--model decompgru|gru] [--variants torch:32-true torch:bf16-mixed fused:32-true]
+[--threads 0]``
 
 Times ``trainer.test`` on the test year with ``FactorWriter`` attached, which is what the
 CLI runs after fit: every test day's batch (all eligible stocks, about 3,300-3,600 a day on
 ``../shared/data``; 4,000 on the synthetic market), the net's forward pass, the daily
 IC / Rank IC and the parquet export. The net is untrained (speed does not depend on the
 weights). DataModule setup is excluded (bench_data.py times it). glibc malloc is tuned as
-``main.py`` tunes it unless ``--no-malloc-tuning``. Each precision is timed
-after one warm-up day; the reference is fp32 (``32-true``) in the same run.
+``main.py`` tunes it unless ``--no-malloc-tuning``. A variant is ``gru_kernel:precision``:
+``torch`` = plain ``nn.GRU`` (``FactorModule(gru_kernel="torch")``), ``fused`` = the compiled
+recurrence (the default; under bf16 autocast it runs ``nn.GRU``). Each variant is timed
+after one warm-up day; the reference is ``torch:32-true`` in the same run.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def main() -> None:
     p.add_argument("--cache-dir", default=".cache/panels")
     p.add_argument("--year", type=int, default=None)
     p.add_argument("--model", default="decompgru", choices=["decompgru", "gru"])
-    p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
+    p.add_argument("--variants", nargs="+",
+                   default=["torch:32-true", "torch:bf16-mixed", "fused:32-true"])
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--limit-days", type=int, default=None, help="score only the first days")
     p.add_argument("--no-malloc-tuning", action="store_true",
@@ -64,13 +68,14 @@ def main() -> None:
     print(f"{market.key()}: test year {year}, {len(test)} days, "
           f"{int(dm.eligible[test].sum())} stock-days "
           f"({dm.eligible[test].sum(axis=1).mean():.0f} stocks a day)")
-    torch.manual_seed(0)
-    net = DecompGRU() if args.model == "decompgru" else GRU()
-    module = FactorModule(net=net, loss=ICLoss())
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for precision in args.precisions:
-            writer = FactorWriter(dirpath=tmp, filename=f"{precision}.parquet")
+        for variant in args.variants:
+            kernel, precision = variant.split(":")
+            torch.manual_seed(0)
+            net = DecompGRU() if args.model == "decompgru" else GRU()
+            module = FactorModule(net=net, loss=ICLoss(), gru_kernel=kernel)
+            writer = FactorWriter(dirpath=tmp, filename=f"{kernel}_{precision}.parquet")
             trainer = L.Trainer(accelerator="cpu", precision=precision, logger=False,
                                 enable_progress_bar=False, enable_model_summary=False,
                                 callbacks=[writer], limit_test_batches=args.limit_days)
@@ -79,12 +84,12 @@ def main() -> None:
                       limit_test_batches=1).test(module, datamodule=dm, verbose=False)
             t0 = time.perf_counter()
             trainer.test(module, datamodule=dm, verbose=False)
-            results[precision] = time.perf_counter() - t0
-            rows = pl.read_parquet(writer.last_path).height
-            ref = results.get("32-true")
-            ratio = f", {ref / results[precision]:.2f}x vs 32-true" if ref else ""
-            print(f"{args.model} {precision}: {results[precision]:.1f} s for the year "
-                  f"({rows} rows exported; target < 30 s){ratio}")
+            results[variant] = time.perf_counter() - t0
+            factor = pl.read_parquet(writer.last_path)
+            ref = results.get("torch:32-true")
+            ratio = f", {ref / results[variant]:.2f}x vs torch:32-true" if ref else ""
+            print(f"{args.model} {variant}: {results[variant]:.1f} s for the year "
+                  f"({factor.height} rows exported; target < 30 s){ratio}")
 
 
 if __name__ == "__main__":

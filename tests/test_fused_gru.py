@@ -80,13 +80,26 @@ def test_matches_nn_gru_in_double(n_rows, steps, n_in, hidden, with_h0, threads)
         assert _rel(a, b) < 1e-5
 
 
-def test_no_grad_path_equals_training_path() -> None:
-    _, fused = _pair(8, 32)
-    x = torch.randn(40, 6, 8)
-    with torch.no_grad():
-        out_a, _ = fused(x)
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_inference_path_matches_nn_gru(mode) -> None:
+    """Without autograd the kernel's inference path runs (input projection in the kernel,
+    nothing saved); with states=False it keeps only the last state."""
+    ref, fused = _pair(8, 32)
+    patch = PatchConv(6, 8, 3)
+    x = torch.randn(70, 6, 8)
+    xs = torch.randn(70, 18, 6)
+    with mode():
+        out_a, last_a = fused(x)
+        _, last_p = patch_gru(patch, fused, xs, torch.randn(70, 6, 8), states=False)
+        out_p, last_q = patch_gru(patch, fused, xs)
+    out_ref, last_ref = ref(x.double())
+    assert _rel(out_a, out_ref) < 2e-6 and _rel(last_a, last_ref) < 2e-6
     out_b, _ = fused(x.requires_grad_())
-    assert torch.equal(out_a, out_b.detach())
+    assert torch.allclose(out_a, out_b.detach(), atol=1e-6, rtol=0)
+    assert last_p.shape == (1, 70, 32) and torch.equal(out_p[:, -1], last_q[0])
+    with torch.no_grad():
+        out_c, _ = fused(patch(xs))
+    assert torch.allclose(out_p, out_c, atol=1e-5, rtol=0)
 
 
 def test_backward_twice_is_refused() -> None:

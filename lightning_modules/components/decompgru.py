@@ -95,7 +95,8 @@ class DecompGRU(nn.Module):
         """
         trend, residual = self.decomposition(x)  # [N, T, F] each
         h = self.trend_representation(trend, size_group)  # [N, P, H]
-        _, h = patch_gru(self.residual_patch, self.gru, residual, h)  # GRU(h + conv(residual))
+        # GRU(h + conv(residual)); only its last state [1, N, H] is used
+        _, h = patch_gru(self.residual_patch, self.gru, residual, h, states=False)
         h = self.norm(h[0])  # last (most recent) state [N, H]
         return self.head(h).squeeze(-1)  # [N]
 

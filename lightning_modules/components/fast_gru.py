@@ -99,19 +99,26 @@ class ScanGRU(nn.GRU):
         return out.transpose(0, 1), out[-1].unsqueeze(0)
 
 
-def use_scan_gru(net: nn.Module) -> nn.Module:
-    """Replace every plain ``nn.GRU`` child of ``net`` by a :class:`ScanGRU` with the same
-    weights (in place); returns ``net``."""
+def replace_plain_grus(net: nn.Module, cls: type[nn.GRU]) -> nn.Module:
+    """Replace every plain ``nn.GRU`` inside ``net`` by an instance of the ``nn.GRU``
+    subclass ``cls`` with the same configuration, weights and device (in place); returns
+    ``net``. Parameter names are unchanged, so checkpoints load either way."""
     for name, child in list(net.named_children()):
         if type(child) is nn.GRU:
-            scan = ScanGRU(child.input_size, child.hidden_size, num_layers=child.num_layers,
-                           bias=child.bias, batch_first=child.batch_first,
-                           bidirectional=child.bidirectional)
-            scan.load_state_dict(child.state_dict())
-            setattr(net, name, scan)
+            new = cls(child.input_size, child.hidden_size, num_layers=child.num_layers,
+                      bias=child.bias, batch_first=child.batch_first,
+                      bidirectional=child.bidirectional)
+            new.load_state_dict(child.state_dict())
+            setattr(net, name, new.to(child.weight_hh_l0.device))
         else:
-            use_scan_gru(child)
+            replace_plain_grus(child, cls)
     return net
 
 
-__all__ = ["ScanGRU", "use_scan_gru"]
+def use_scan_gru(net: nn.Module) -> nn.Module:
+    """Replace every plain ``nn.GRU`` child of ``net`` by a :class:`ScanGRU` with the same
+    weights (in place); returns ``net``."""
+    return replace_plain_grus(net, ScanGRU)
+
+
+__all__ = ["ScanGRU", "replace_plain_grus", "use_scan_gru"]

@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from lightning_modules.components.fast_gru import replace_plain_grus
 from lightning_modules.components.layers import (
     DepthwiseSeparablePatchConv,
     PatchConv,
@@ -127,6 +128,7 @@ class _GRURecurrence(torch.autograd.Function):
             x2 = x2.contiguous()
             gi.addmm_(x2.view(n_rows * steps, x2.shape[-1]), w2.t())
         gi = gi.view(n_rows, steps, -1)
+        # only called with autograd recording (_recurrence); grad mode is off in here
         save = any(ctx.needs_input_grad)
         out, ghn = ext.gru_forward(gi, h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
                                    b_ih.contiguous(), save)
@@ -162,6 +164,25 @@ class _GRURecurrence(torch.autograd.Function):
                 dw_hh if needs[4] else None, db_hh if needs[5] else None, dx2, dw2)
 
 
+def _recurrence(x: Tensor, h0: Tensor, w_ih: Tensor, b_ih: Tensor, w_hh: Tensor, b_hh: Tensor,
+                x2: Tensor | None = None, w2: Tensor | None = None,
+                states: bool = True) -> tuple[Tensor | None, Tensor]:
+    """(states [N, T, H] or None, last state [N, H]). With autograd recording and an input
+    that needs a gradient: :class:`_GRURecurrence`; otherwise (evaluation, export) the
+    kernel's inference path, which builds no [N, T, 3H] buffer and, with ``states=False``,
+    keeps only the last state."""
+    tensors = (x, h0, w_ih, b_ih, w_hh, b_hh, x2, w2)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _GRURecurrence.apply(*tensors)
+    inputs, w_ts = [x.contiguous()], [w_ih.t().contiguous()]
+    if x2 is not None:
+        inputs.append(x2.contiguous())
+        w_ts.append(w2.t().contiguous())
+    res = load_extension().gru_infer(inputs, w_ts, h0.contiguous(), w_hh.contiguous(),
+                                     b_hh.contiguous(), b_ih.contiguous(), states)
+    return (res, res[:, -1]) if states else (None, res)
+
+
 class FusedGRU(nn.GRU):
     """``nn.GRU`` with the compiled CPU recurrence above (one layer, one direction,
     batch_first, float32); anything else, or no compiler, runs ``nn.GRU.forward``."""
@@ -178,8 +199,8 @@ class FusedGRU(nn.GRU):
         if not self._fused_ok(input):
             return super().forward(input, hx)
         h0 = input.new_zeros(input.shape[0], self.hidden_size) if hx is None else hx[0]
-        out, last = _GRURecurrence.apply(input.contiguous(), h0, self.weight_ih_l0,
-                                         self.bias_ih_l0, self.weight_hh_l0, self.bias_hh_l0)
+        out, last = _recurrence(input, h0, self.weight_ih_l0, self.bias_ih_l0,
+                                self.weight_hh_l0, self.bias_hh_l0)
         return out, last.unsqueeze(0)
 
 
@@ -203,9 +224,11 @@ def _patch_map(patch: PatchConv | DepthwiseSeparablePatchConv) -> tuple[Tensor, 
 
 
 def patch_gru(patch: PatchConv | DepthwiseSeparablePatchConv, gru: nn.GRU, x: Tensor,
-              h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+              h: Tensor | None = None, states: bool = True) -> tuple[Tensor | None, Tensor]:
     """``gru(patch(x))``, or ``gru(h + patch(x))`` when ``h`` [N, P, H_in] is given: the GRU's
-    (states [N, P, H], last state [1, N, H]) as ``nn.GRU`` returns them.
+    (states [N, P, H], last state [1, N, H]) as ``nn.GRU`` returns them. ``states=False``
+    says the caller uses only the last state: the fused kernel's inference path then keeps
+    no states and returns None for them (other paths return them anyway).
 
     When ``gru`` is a :class:`FusedGRU` whose kernel runs on ``x``, the patch conv is folded
     into the GRU's input projection: both are linear, so ``W_ih (W_conv p + b_conv) + b_ih =
@@ -228,28 +251,18 @@ def patch_gru(patch: PatchConv | DepthwiseSeparablePatchConv, gru: nn.GRU, x: Te
     b_fold = torch.addmv(gru.bias_ih_l0, gru.weight_ih_l0, b_patch)
     h0 = x.new_zeros(n_rows, gru.hidden_size)
     if h is None:
-        out, last = _GRURecurrence.apply(xp, h0, w_fold, b_fold, gru.weight_hh_l0,
-                                         gru.bias_hh_l0)
+        out, last = _recurrence(xp, h0, w_fold, b_fold, gru.weight_hh_l0, gru.bias_hh_l0,
+                                states=states)
     else:
-        out, last = _GRURecurrence.apply(h.contiguous(), h0, gru.weight_ih_l0, b_fold,
-                                         gru.weight_hh_l0, gru.bias_hh_l0, xp, w_fold)
+        out, last = _recurrence(h, h0, gru.weight_ih_l0, b_fold, gru.weight_hh_l0,
+                                gru.bias_hh_l0, xp, w_fold, states=states)
     return out, last.unsqueeze(0)
 
 
 def use_fused_gru(net: nn.Module) -> nn.Module:
-    """Replace every plain ``nn.GRU`` child of ``net`` by a :class:`FusedGRU` with the same
+    """Replace every plain ``nn.GRU`` inside ``net`` by a :class:`FusedGRU` with the same
     weights (in place); returns ``net``."""
-    for name, child in list(net.named_children()):
-        if type(child) is nn.GRU:
-            fused = FusedGRU(child.input_size, child.hidden_size, num_layers=child.num_layers,
-                             bias=child.bias, batch_first=child.batch_first,
-                             bidirectional=child.bidirectional)
-            fused.load_state_dict(child.state_dict())
-            fused.to(child.weight_hh_l0.device)
-            setattr(net, name, fused)
-        else:
-            use_fused_gru(child)
-    return net
+    return replace_plain_grus(net, FusedGRU)
 
 
 __all__ = ["FusedGRU", "extension_error", "load_extension", "patch_gru", "use_fused_gru"]

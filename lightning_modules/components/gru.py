@@ -48,7 +48,8 @@ class GRU(nn.Module):
         Returns:
             Float [N], one score per stock.
         """
-        _, h = patch_gru(self.patch, self.gru, x)  # GRU(PatchConv(x)), last state [1, N, H]
+        # GRU(PatchConv(x)); only its last state [1, N, H] is used
+        _, h = patch_gru(self.patch, self.gru, x, states=False)
         h = self.norm(h[0])  # most recent step [N, H]
         return self.head(self.dropout(h)).squeeze(-1)  # [N]
 

@@ -200,6 +200,93 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_h
   return {out, ghn};
 }
 
+// Inference forward (nothing saved for a backward): the input projections are computed block
+// by block in cache too, so no [N, T, 3H] buffer exists. inputs: x_k [N, T, K_k] with
+// weights w_t_k = W_k^T [K_k, 3H] (gi = sum_k x_k W_k^T + b_ih). Returns the states
+// [N, T, H] when all_states, else only the last state [N, H].
+at::Tensor gru_infer(std::vector<at::Tensor> inputs, std::vector<at::Tensor> w_ts,
+                     at::Tensor h0, at::Tensor w_hh, at::Tensor b_hh, at::Tensor b_ih,
+                     bool all_states) {
+  TORCH_CHECK(!inputs.empty() && inputs.size() == w_ts.size(),
+              "fused_gru: one weight per input needed");
+  const int64_t N = inputs[0].size(0), T = inputs[0].size(1), G = w_hh.size(0), H = G / 3;
+  TORCH_CHECK(G == 3 * H && H % 16 == 0, "fused_gru: hidden size must be a multiple of 16");
+  std::vector<const float*> xps, wps;
+  std::vector<int64_t> ks;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    check(inputs[k], "input", {N, T, inputs[k].size(-1)});
+    check(w_ts[k], "input weight", {inputs[k].size(-1), G});
+    xps.push_back(inputs[k].data_ptr<float>());
+    wps.push_back(w_ts[k].data_ptr<float>());
+    ks.push_back(inputs[k].size(-1));
+  }
+  check(h0, "h0", {N, H});
+  check(w_hh, "w_hh", {G, H});
+  check(b_hh, "b_hh", {G});
+  check(b_ih, "b_ih", {G});
+  at::Tensor out = all_states ? at::empty({N, T, H}, h0.options())
+                              : at::empty({N, H}, h0.options());
+  const at::Tensor w_t = w_hh.t().contiguous();  // [H, 3H]
+  const float* h0p = h0.data_ptr<float>();
+  const float* wp = w_t.data_ptr<float>();
+  const float* bhp = b_hh.data_ptr<float>();
+  const float* bip = b_ih.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t n_blocks = (N + kBlock - 1) / kBlock;
+  at::parallel_for(0, n_blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> gh_buf(kBlock * G), gi_buf(kBlock * G), h_buf(2 * kBlock * H);
+    float* gh = gh_buf.data();
+    float* gi = gi_buf.data();
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t i0 = blk * kBlock, rows = std::min(kBlock, N - i0);
+      for (int64_t t = 0; t < T; ++t) {
+        const float* hprev;
+        int64_t hstride;
+        float* hnext;
+        int64_t nstride;
+        if (t == 0) {
+          hprev = h0p + i0 * H;
+          hstride = H;
+        } else if (all_states) {
+          hprev = op + (i0 * T + t - 1) * H;
+          hstride = T * H;
+        } else {
+          hprev = h_buf.data() + ((t - 1) % 2) * kBlock * H;
+          hstride = H;
+        }
+        if (all_states) {
+          hnext = op + (i0 * T + t) * H;
+          nstride = T * H;
+        } else if (t == T - 1) {
+          hnext = op + i0 * H;
+          nstride = H;
+        } else {
+          hnext = h_buf.data() + (t % 2) * kBlock * H;
+          nstride = H;
+        }
+        gemm(rows, G, H, hprev, hstride, 1, wp, G, gh, G, bhp, false);
+        for (size_t k = 0; k < ks.size(); ++k)
+          gemm(rows, G, ks[k], xps[k] + (i0 * T + t) * ks[k], T * ks[k], 1, wps[k], G, gi, G,
+               k == 0 ? bip : nullptr, k > 0);
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* g = gi + i * G;
+          const float* ghr = gh + i * G;
+          const float* hp = hprev + i * hstride;
+          float* o = hnext + i * nstride;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) {
+            const float r = fsigmoid(g[j] + ghr[j]);
+            const float z = fsigmoid(g[H + j] + ghr[H + j]);
+            const float n = ftanh(g[2 * H + j] + r * ghr[2 * H + j]);
+            o[j] = n + z * (hp[j] - n);
+          }
+        }
+      }
+    }
+  });
+  return out;
+}
+
 // Backward. gates [N, T, 3H] = the forward's saved (r, z, n), overwritten with the gradients
 // of the input-side pre-activations d_gi = (dr, dz, dn); ghn, out [N, T, H]; h0 [N, H];
 // grad_out [N, T, H] (gradient of every state; an empty tensor if none) and grad_last [N, H]
@@ -315,5 +402,6 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_forward", &gru_forward, "fused GRU recurrence, forward");
+  m.def("gru_infer", &gru_infer, "fused GRU recurrence, forward without saving (inference)");
   m.def("gru_backward", &gru_backward, "fused GRU recurrence, backward through time");
 }
