@@ -38,6 +38,15 @@ def test_moving_average_matches_numpy(kernel: int) -> None:
         torch.testing.assert_close(trend[:, 1], (4 * x[:, 0] + x[:, 1]) / 5)
 
 
+@pytest.mark.parametrize("kernel", [1, 5, 7])
+def test_moving_average_equals_avg_pool_exactly(kernel: int) -> None:
+    """The shifted-slice sum is the same arithmetic as the AvgPool1d it replaced."""
+    x = torch.randn(50, 40, 6)
+    pad = x[:, :1, :].expand(-1, kernel - 1, -1)
+    pooled = torch.nn.AvgPool1d(kernel, stride=1)(torch.cat([pad, x], 1).transpose(1, 2))
+    assert torch.equal(CausalMovingAverage(kernel)(x), pooled.transpose(1, 2))
+
+
 def test_series_decomposition_sums_back() -> None:
     x = torch.randn(3, 30, 6)
     trend, residual = SeriesDecomposition(5)(x)
@@ -135,6 +144,21 @@ def test_group_demean_matches_numpy_loop_with_mask_and_empty_group() -> None:
     # excluded stocks do not enter the means, even when they are NaN
     out_nan = group_demean(h_nan, groups, mask)
     torch.testing.assert_close(out_nan[mask], out[mask])
+
+
+def test_group_demean_kernel_matches_index_add_path() -> None:
+    """The compiled path (no mask) against the index_add path (an all-True mask takes it):
+    values and gradients, incl. an empty group."""
+    torch.manual_seed(3)
+    h = torch.randn(203, 7, 16, requires_grad=True)
+    groups = torch.randint(0, 4, (203,))  # group 4 of 5 empty
+    w = torch.randn(203, 7, 16)
+    out = group_demean(h, groups, n_groups=5)
+    (g_fast,) = torch.autograd.grad((out * w).sum(), h)
+    ref = group_demean(h, groups, torch.ones(203, dtype=torch.bool), n_groups=5)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), h)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(g_fast, g_ref, atol=1e-6, rtol=0)
 
 
 def test_group_demean_zero_group_means_at_every_step() -> None:

@@ -400,8 +400,59 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
   return result;
 }
 
+// Group de-mean (DecompGRU's size-group de-mean without a mask): out[i] = h[i] - mean of
+// h over the rows of i's group; h [N, D], groups [N] (int64, 0 <= id < n_groups). Two passes
+// over h instead of torch's five (index_add, index_select, subtract). The operator is
+// symmetric (every row of a group has the same weight), so its backward is the same call
+// on the gradient.
+at::Tensor group_demean(at::Tensor h, at::Tensor groups, int64_t n_groups) {
+  TORCH_CHECK(h.dim() == 2, "group_demean: h must be [N, D]");
+  const int64_t N = h.size(0), D = h.size(1);
+  check(h, "h", {N, D});
+  TORCH_CHECK(groups.scalar_type() == at::kLong && groups.is_contiguous() &&
+                  groups.dim() == 1 && groups.size(0) == N,
+              "group_demean: groups must be a contiguous int64 [N] tensor");
+  const int64_t* gp = groups.data_ptr<int64_t>();
+  std::vector<float> counts(n_groups, 0.0f);
+  for (int64_t i = 0; i < N; ++i) {
+    TORCH_CHECK(gp[i] >= 0 && gp[i] < n_groups, "group_demean: group id out of range");
+    counts[gp[i]] += 1.0f;
+  }
+  at::Tensor means = at::zeros({n_groups, D}, h.options());
+  at::Tensor out = at::empty({N, D}, h.options());
+  const float* hp = h.data_ptr<float>();
+  float* mp = means.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  // sums by column ranges (each thread owns its columns: no races), then / count
+  at::parallel_for(0, D, 256, [&](int64_t c0, int64_t c1) {
+    for (int64_t i = 0; i < N; ++i) {
+      const float* row = hp + i * D;
+      float* m = mp + gp[i] * D;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) m[c] += row[c];
+    }
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const float count = std::max(counts[g], 1.0f);
+      float* m = mp + g * D;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) m[c] /= count;
+    }
+  });
+  at::parallel_for(0, N, 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* row = hp + i * D;
+      const float* m = mp + gp[i] * D;
+      float* o = op + i * D;
+#pragma omp simd
+      for (int64_t c = 0; c < D; ++c) o[c] = row[c] - m[c];
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_forward", &gru_forward, "fused GRU recurrence, forward");
   m.def("gru_infer", &gru_infer, "fused GRU recurrence, forward without saving (inference)");
   m.def("gru_backward", &gru_backward, "fused GRU recurrence, backward through time");
+  m.def("group_demean", &group_demean, "h minus its group's mean, row by row");
 }
