@@ -120,21 +120,13 @@ class _GRURecurrence(torch.autograd.Function):
     def forward(ctx, x: Tensor, h0: Tensor, w_ih: Tensor, b_ih: Tensor, w_hh: Tensor,
                 b_hh: Tensor, x2: Tensor | None = None, w2: Tensor | None = None):
         ctx.set_materialize_grads(False)
-        ext = load_extension()
-        n_rows, steps, n_in = x.shape
-        x = x.contiguous()
-        gi = torch.mm(x.view(n_rows * steps, n_in), w_ih.t())  # [N * T, 3H]; b_ih: kernel
-        if x2 is not None:
-            x2 = x2.contiguous()
-            gi.addmm_(x2.view(n_rows * steps, x2.shape[-1]), w2.t())
-        gi = gi.view(n_rows, steps, -1)
-        # only called with autograd recording (_recurrence); grad mode is off in here
-        save = any(ctx.needs_input_grad)
-        out, ghn = ext.gru_forward(gi, h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
-                                   b_ih.contiguous(), save)
-        if save:  # gi now holds the gate activations r, z, n
-            ctx.save_for_backward(x, h0, w_ih, w_hh, gi, ghn, out, x2, w2)
-            ctx.consumed = False
+        inputs, w_ts = _projection_operands(x, w_ih, x2, w2)
+        out, gates, ghn = load_extension().gru_forward(
+            inputs, w_ts, h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
+            b_ih.contiguous(), True, True)
+        ctx.save_for_backward(inputs[0], h0, w_ih, w_hh, gates, ghn, out,
+                              inputs[1] if x2 is not None else None, w2)
+        ctx.consumed = False
         return out, out[:, -1].clone()
 
     @staticmethod
@@ -145,23 +137,41 @@ class _GRURecurrence(torch.autograd.Function):
         ctx.consumed = True
         x, h0, w_ih, w_hh, gates, ghn, out, x2, w2 = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        ext = load_extension()
+        # weight gradients x^T d_gi and input gradients d_gi W (widths multiple of 16) are
+        # computed inside the kernel, block by block while the block's rows are in cache
+        dw_for = [(x, needs[2]), (x2, x2 is not None and needs[7])]
+        dx_for = [(x, w_ih, needs[0]), (x2, w2, x2 is not None and needs[6])]
+        inputs = [t for t, need in dw_for if need]
+        in_kernel = [need and t.shape[-1] % 16 == 0 for t, _, need in dx_for]
+        dx_weights = [w.contiguous() for (_, w, _), k in zip(dx_for, in_kernel) if k]
         none = gates.new_empty(0)
-        # weight gradients x^T d_gi accumulated inside the kernel, block by block
-        inputs = ([x] if needs[2] else []) + ([x2] if x2 is not None and needs[7] else [])
         # gates is overwritten with d_gi, the gradients of the input-side pre-activations
-        dh0, dw_hh, db_hh, db_ih, *dw_t = ext.gru_backward(
+        dh0, dw_hh, db_hh, db_ih, *rest = load_extension().gru_backward(
             none if grad_out is None else grad_out.contiguous(),
             none if grad_last is None else grad_last.contiguous(),
-            gates, ghn, out, h0.contiguous(), w_hh.contiguous(), inputs)
-        d_gi = gates.view(-1, gates.shape[-1])  # [N * T, 3H]
-        n_rows, steps = out.shape[0], out.shape[1]
-        dx = (d_gi @ w_ih).view(n_rows, steps, -1) if needs[0] else None
-        dw_ih = dw_t.pop(0).t() if needs[2] else None
-        dx2 = (d_gi @ w2).view(n_rows, steps, -1) if x2 is not None and needs[6] else None
-        dw2 = dw_t.pop(0).t() if x2 is not None and needs[7] else None
-        return (dx, dh0 if needs[1] else None, dw_ih, db_ih if needs[3] else None,
-                dw_hh if needs[4] else None, db_hh if needs[5] else None, dx2, dw2)
+            gates, ghn, out, h0.contiguous(), w_hh.contiguous(), inputs, dx_weights)
+        dw_t, dx_kernel = rest[:len(inputs)], rest[len(inputs):]
+        dws = [dw_t.pop(0).t() if need else None for _, need in dw_for]
+        dxs = []
+        for (t, w, need), k in zip(dx_for, in_kernel):
+            if k:
+                dxs.append(dx_kernel.pop(0))
+            elif need:  # a width the kernel's tiles do not cover: one matmul over all steps
+                dxs.append((gates.view(-1, gates.shape[-1]) @ w).view(*t.shape))
+            else:
+                dxs.append(None)
+        return (dxs[0], dh0 if needs[1] else None, dws[0], db_ih if needs[3] else None,
+                dw_hh if needs[4] else None, db_hh if needs[5] else None, dxs[1], dws[1])
+
+
+def _projection_operands(x: Tensor, w_ih: Tensor, x2: Tensor | None,
+                         w2: Tensor | None) -> tuple[list[Tensor], list[Tensor]]:
+    """The kernel's input projection operands: inputs [N, T, K] and transposed weights."""
+    inputs, w_ts = [x.contiguous()], [w_ih.t().contiguous()]
+    if x2 is not None:
+        inputs.append(x2.contiguous())
+        w_ts.append(w2.t().contiguous())
+    return inputs, w_ts
 
 
 def _recurrence(x: Tensor, h0: Tensor, w_ih: Tensor, b_ih: Tensor, w_hh: Tensor, b_hh: Tensor,
@@ -174,12 +184,9 @@ def _recurrence(x: Tensor, h0: Tensor, w_ih: Tensor, b_ih: Tensor, w_hh: Tensor,
     tensors = (x, h0, w_ih, b_ih, w_hh, b_hh, x2, w2)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return _GRURecurrence.apply(*tensors)
-    inputs, w_ts = [x.contiguous()], [w_ih.t().contiguous()]
-    if x2 is not None:
-        inputs.append(x2.contiguous())
-        w_ts.append(w2.t().contiguous())
-    res = load_extension().gru_infer(inputs, w_ts, h0.contiguous(), w_hh.contiguous(),
-                                     b_hh.contiguous(), b_ih.contiguous(), states)
+    inputs, w_ts = _projection_operands(x, w_ih, x2, w2)
+    (res,) = load_extension().gru_forward(inputs, w_ts, h0.contiguous(), w_hh.contiguous(),
+                                          b_hh.contiguous(), b_ih.contiguous(), False, states)
     return (res, res[:, -1]) if states else (None, res)
 
 
