@@ -20,14 +20,17 @@ One step = forward + IC loss + backward + Adam step on one day's cross-section
   allocation);
 - ``bf16+alloc``: both;
 - ``scan+alloc``: fp32 with the nets' ``nn.GRU`` replaced by ``ScanGRU`` (hand-written
-  backward through time, ``lightning_modules/components/fast_gru.py``) and malloc tuning.
+  backward through time, ``lightning_modules/components/fast_gru.py``) and malloc tuning;
+- ``fused+alloc``: what ``main.py`` trains with by default: ``FusedGRU`` (compiled
+  cache-blocked recurrence, patch convs folded into the GRU input projections, compiled
+  group de-mean; ``lightning_modules/components/fused_gru.py``) and malloc tuning.
 
 Each variant runs in its own subprocess (allocator settings are per process);
 the variants are interleaved over ``--rounds`` rounds so machine noise hits all of them, and
 each figure is the median over rounds of the per-process median step time, after two warm-up
 steps. Ratios are against ``ref`` measured in the same run. It also measures this CPU's
-dense fp32 and bf16 matmul throughput (4096^3) and reports the step's matmul FLOPs as a
-fraction of the bf16 peak.
+dense fp32 and bf16 matmul throughput (4096^3) and reports the rate of the GRU matmul FLOPs
+each variant performs (``gru_flops``) as a fraction of both peaks.
 """
 
 from __future__ import annotations
@@ -58,11 +61,25 @@ def _net(model: str, hidden: int):
     return net
 
 
-def gru_flops(model: str, n: int, window: int, hidden: int, patch: int = 3) -> float:
-    """Matmul FLOPs of one train step's GRUs (forward x 3 for forward + backward)."""
+def gru_flops(model: str, n: int, window: int, hidden: int, patch: int = 3,
+              n_features: int = 6, fused: bool = False) -> float:
+    """Multiply-add FLOPs (x2) of one train step's GRU matmuls as the variant performs them.
+
+    Unfused (``nn.GRU``, ``ScanGRU``): per GRU the input and hidden projections forward and
+    twice backward (input gradient and weight gradient), inputs of width ``hidden``.
+    Fused: the patch convs are folded into the projections (``patch * n_features`` wide
+    inputs, no input gradient for the raw data), DecompGRU's second GRU reads the de-meaned
+    trend (width ``hidden``, with its input gradient) plus the folded residual patches.
+    """
     steps = window // patch
-    per_gru = 2 * n * steps * (hidden * 3 * hidden) * 2  # input and hidden projections
-    return 3 * per_gru * (1 if model == "gru" else 2)
+    mm = 2 * n * steps * 3 * hidden  # FLOPs per input width of one projection [N*P, 3H]
+    hidden_side = 3 * mm * hidden  # forward, state gradient, weight gradient
+    if not fused:
+        return (hidden_side + 3 * mm * hidden) * (1 if model == "gru" else 2)
+    folded = 2 * mm * patch * n_features  # forward and weight gradient
+    if model == "gru":
+        return hidden_side + folded
+    return 2 * hidden_side + folded + 3 * mm * hidden + folded
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -183,13 +200,15 @@ def main() -> None:
             for variant in args.variants:
                 samples[variant].append(run_variant(model, variant, args)["median_s"])
         ref = statistics.median(samples["ref"]) if "ref" in samples else None
-        flops = gru_flops(model, args.stocks, args.window, args.hidden)
         for variant, values in samples.items():
             sec = statistics.median(values)
+            flops = gru_flops(model, args.stocks, args.window, args.hidden,
+                              fused=VARIANTS[variant][2] == "fused")
+            rate = flops / sec / 1e9
             ratio = f"{ref / sec:5.2f}x vs ref" if ref else ""
             print(f"{model:10s} {variant:11s} {sec * 1000:8.1f} ms/step  {ratio}  "
-                  f"GRU matmuls at {flops / sec / 1e9:6.1f} GFLOP/s = "
-                  f"{flops / sec / 1e9 / peak['bf16']:.1%} of bf16 peak")
+                  f"GRU matmuls {flops / 1e9:4.1f} GFLOP at {rate:5.1f} GFLOP/s = "
+                  f"{rate / peak['fp32']:.0%} of fp32 / {rate / peak['bf16']:.0%} of bf16 peak")
 
 
 def scaling(args: argparse.Namespace) -> None:
