@@ -31,6 +31,9 @@ def main() -> None:
     p.add_argument("--data", default="auto", choices=["auto", "cn_shared", "synthetic"])
     p.add_argument("--cache-dir", default=".cache/panels")
     p.add_argument("--year", type=int, default=None)
+    p.add_argument("--synthetic-stocks", type=int, default=4000,
+                   help="stocks of the synthetic market (about 72%% are eligible on a day: "
+                        "5,600 give ~4,000 a day)")
     p.add_argument("--model", default="decompgru", choices=["decompgru", "gru"])
     p.add_argument("--variants", nargs="+",
                    default=["torch:32-true", "torch:bf16-mixed", "fused:32-true"])
@@ -58,7 +61,7 @@ def main() -> None:
 
         tune_malloc()  # as main.py does
     use_cn = args.data == "cn_shared" or (args.data == "auto" and default_cn_shared_root())
-    market = CNSharedMarket() if use_cn else SyntheticMarket(n_stocks=4000, n_days=2500)
+    market = CNSharedMarket() if use_cn else SyntheticMarket(n_stocks=args.synthetic_stocks, n_days=2500)
     year = args.year or (2019 if use_cn else 2023)
     dm = CrossSectionalDataModule(market=market, cache_dir=args.cache_dir,
                                   val_start=f"{year - 1}-01-01", test_start=f"{year}-01-01",

@@ -31,6 +31,7 @@ namespace {
 typedef float v16 __attribute__((vector_size(64)));
 
 constexpr int64_t kBlock = 64;  // stocks per block
+constexpr int64_t kTileRows = 6;  // rows per register tile (6 x 4 accumulators of 16 floats)
 
 inline v16 load16(const float* p) {
   v16 v;
@@ -42,7 +43,7 @@ inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
 
 // C[r, 0:16*CV] = init + sum_k A(r, k) * B[k, 0:16*CV] for r < R, where A(r, k) =
 // A[r * ars + k * aks], B is row-major with row stride ldb. init (INIT): 0 = zero, 1 = the
-// bias row, 2 = the current C. The accumulators stay in registers (R * CV <= 16 vectors).
+// bias row, 2 = the current C. The accumulators stay in registers (R * CV <= 24 vectors).
 template <int R, int CV, int INIT>
 inline void tile(int64_t K, const float* A, int64_t ars, int64_t aks, const float* B,
                  int64_t ldb, float* C, int64_t ldc, const float* bias) {
@@ -92,8 +93,8 @@ inline void tile_row(int cv, int64_t K, const float* A, int64_t ars, int64_t aks
 // at C + r * ldc; A(r, k) = A[r * ars + k * aks]; B row-major with stride ldb.
 void gemm(int64_t M, int64_t NC, int64_t K, const float* A, int64_t ars, int64_t aks,
           const float* B, int64_t ldb, float* C, int64_t ldc, const float* bias, bool acc) {
-  for (int64_t m = 0; m < M; m += 4) {
-    const int rows = static_cast<int>(std::min<int64_t>(4, M - m));
+  for (int64_t m = 0; m < M; m += kTileRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kTileRows, M - m));
     const float* a = A + m * ars;
     float* c = C + m * ldc;
     for (int64_t col = 0; col < NC; col += 64) {
@@ -103,7 +104,9 @@ void gemm(int64_t M, int64_t NC, int64_t K, const float* A, int64_t ars, int64_t
         case 1: tile_row<1>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
         case 2: tile_row<2>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
         case 3: tile_row<3>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
-        default: tile_row<4>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
+        case 4: tile_row<4>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
+        case 5: tile_row<5>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
+        default: tile_row<6>(cv, K, a, ars, aks, B + col, ldb, c + col, ldc, bs, acc); break;
       }
     }
   }
