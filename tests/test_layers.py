@@ -47,6 +47,31 @@ def test_moving_average_equals_avg_pool_exactly(kernel: int) -> None:
     assert torch.equal(CausalMovingAverage(kernel)(x), pooled.transpose(1, 2))
 
 
+@pytest.mark.parametrize("kernel,n_days", [(1, 20), (5, 3), (5, 150), (7, 31)])
+def test_decomposition_kernel_is_bit_identical(kernel: int, n_days: int) -> None:
+    """Without autograd SeriesDecomposition runs the compiled one-pass kernel; with it, the
+    torch ops. Same bits either way (also for windows shorter than the kernel)."""
+    x = torch.randn(41, n_days, 6)
+    with torch.no_grad():
+        trend_k, residual_k = SeriesDecomposition(kernel)(x)
+    trend_t, residual_t = SeriesDecomposition(kernel)(x.clone().requires_grad_())
+    assert torch.equal(trend_k, trend_t.detach())
+    assert torch.equal(residual_k, residual_t.detach())
+
+
+def test_group_demean_inplace_only_without_autograd() -> None:
+    h = torch.randn(30, 4, 16)
+    groups = torch.randint(0, 3, (30,))
+    expected = group_demean(h, groups)
+    with torch.no_grad():
+        h2 = h.clone()
+        out = group_demean(h2, groups, inplace=True)
+    assert torch.equal(out, expected) and out.data_ptr() == h2.data_ptr()
+    h3 = h.clone().requires_grad_()
+    out3 = group_demean(h3, groups, inplace=True)  # recorded: a new tensor
+    assert out3.data_ptr() != h3.data_ptr() and torch.equal(h3.detach(), h)
+
+
 def test_series_decomposition_sums_back() -> None:
     x = torch.randn(3, 30, 6)
     trend, residual = SeriesDecomposition(5)(x)

@@ -74,13 +74,13 @@ class DecompGRU(nn.Module):
         if self.group_demean == "none":
             return h
         if self.group_demean == "cross_section":
-            return group_demean(h)  # [N, P, H]
+            return group_demean(h, inplace=True)  # [N, P, H] (h is our temporary)
         if size_group is None:
             raise ValueError(
                 "DecompGRU(group_demean='size_groups') needs size_group: a LongTensor [N] of "
                 "size-group ids 0..n_size_groups-1 (quintiles of log market cap per day)"
             )
-        return group_demean(h, size_group, n_groups=self.n_size_groups)  # [N, P, H]
+        return group_demean(h, size_group, n_groups=self.n_size_groups, inplace=True)
 
     def forward(self, x: Tensor, size_group: Tensor | None = None) -> Tensor:
         """Score one day's cross-section.

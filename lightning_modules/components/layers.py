@@ -142,6 +142,14 @@ class SeriesDecomposition(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x: [N, T, F] -> (trend [N, T, F], residual [N, T, F])."""
+        if (x.ndim == 3 and x.device.type == "cpu" and x.dtype == torch.float32
+                and not (torch.is_grad_enabled() and x.requires_grad)):
+            from lightning_modules.components.fused_gru import load_extension  # (cycle)
+
+            ext = load_extension()
+            if ext is not None:  # one compiled pass, bit-identical to the two lines below
+                trend, residual = ext.decompose(x.contiguous(), self.moving_average.kernel)
+                return trend, residual
         trend = self.moving_average(x)  # [N, T, F]
         return trend, x - trend
 
@@ -196,18 +204,20 @@ class _GroupDemean(torch.autograd.Function):
 
         ctx.save_for_backward(groups)
         ctx.n_groups = n_groups
-        return load_extension().group_demean(flat.contiguous(), groups, n_groups)
+        return load_extension().group_demean(flat.contiguous(), groups, n_groups, False)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         from lightning_modules.components.fused_gru import load_extension
 
         (groups,) = ctx.saved_tensors
-        return load_extension().group_demean(grad.contiguous(), groups, ctx.n_groups), None, None
+        return (load_extension().group_demean(grad.contiguous(), groups, ctx.n_groups, False),
+                None, None)
 
 
 def group_demean(
-    h: Tensor, groups: Tensor | None = None, mask: Tensor | None = None, n_groups: int | None = None
+    h: Tensor, groups: Tensor | None = None, mask: Tensor | None = None,
+    n_groups: int | None = None, inplace: bool = False,
 ) -> Tensor:
     """Subtract from each stock the mean representation of its group, separately per step.
 
@@ -222,6 +232,8 @@ def group_demean(
             valid stock has mean 0.
         n_groups: Number of groups G; ids must be ``< n_groups``. ``None`` infers
             ``max(groups) + 1``.
+        inplace: may overwrite ``h`` with the result when no gradient is recorded (the
+            caller's ``h`` is a temporary: saves a copy in evaluation and export).
 
     Returns:
         Tensor of the same shape as ``h``; differentiable. Without a mask, float32 on a CPU,
@@ -240,6 +252,10 @@ def group_demean(
 
         if load_extension() is not None:  # compiled two-pass kernel (csrc/fused_gru.cpp)
             flat = h.reshape(n, -1)
+            if inplace and not (torch.is_grad_enabled() and h.requires_grad) \
+                    and h.is_contiguous():
+                return load_extension().group_demean(flat, groups.contiguous(), n_groups,
+                                                     True).view(h.shape)
             return _GroupDemean.apply(flat, groups.contiguous(), n_groups).reshape(h.shape)
     if mask is None:
         weight = torch.ones(n, dtype=h.dtype, device=h.device)

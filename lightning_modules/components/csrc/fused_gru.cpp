@@ -399,8 +399,8 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
 // h over the rows of i's group; h [N, D], groups [N] (int64, 0 <= id < n_groups). Two passes
 // over h instead of torch's five (index_add, index_select, subtract). The operator is
 // symmetric (every row of a group has the same weight), so its backward is the same call
-// on the gradient.
-at::Tensor group_demean(at::Tensor h, at::Tensor groups, int64_t n_groups) {
+// on the gradient. inplace: the result overwrites h (each row is read before it is written).
+at::Tensor group_demean(at::Tensor h, at::Tensor groups, int64_t n_groups, bool inplace) {
   TORCH_CHECK(h.dim() == 2, "group_demean: h must be [N, D]");
   const int64_t N = h.size(0), D = h.size(1);
   check(h, "h", {N, D});
@@ -414,7 +414,7 @@ at::Tensor group_demean(at::Tensor h, at::Tensor groups, int64_t n_groups) {
     counts[gp[i]] += 1.0f;
   }
   at::Tensor means = at::zeros({n_groups, D}, h.options());
-  at::Tensor out = at::empty({N, D}, h.options());
+  at::Tensor out = inplace ? h : at::empty({N, D}, h.options());
   const float* hp = h.data_ptr<float>();
   float* mp = means.data_ptr<float>();
   float* op = out.data_ptr<float>();
@@ -445,8 +445,57 @@ at::Tensor group_demean(at::Tensor h, at::Tensor groups, int64_t n_groups) {
   return out;
 }
 
+// Causal series decomposition (DecompGRU's step 1) in one pass over x [N, T, F]:
+// trend[t] = (x[t-k+1] + ... + x[t]) / k with x[<0] = x[0] (the same additions in the same
+// order as layers.CausalMovingAverage, hence bit-identical), residual = x - trend.
+std::vector<at::Tensor> decompose(at::Tensor x, int64_t kernel) {
+  TORCH_CHECK(x.dim() == 3, "decompose: x must be [N, T, F]");
+  const int64_t N = x.size(0), T = x.size(1), F = x.size(2);
+  check(x, "x", {N, T, F});
+  TORCH_CHECK(kernel >= 1, "decompose: kernel must be >= 1");
+  at::Tensor trend = at::empty({N, T, F}, x.options());
+  at::Tensor residual = at::empty({N, T, F}, x.options());
+  const float* xp = x.data_ptr<float>();
+  float* tp = trend.data_ptr<float>();
+  float* rp = residual.data_ptr<float>();
+  const float k = static_cast<float>(kernel);
+  at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* xs = xp + n * T * F;
+      float* ts = tp + n * T * F;
+      float* rs = rp + n * T * F;
+      const int64_t head = std::min<int64_t>(kernel - 1, T);  // days whose window is padded
+      for (int64_t t = 0; t < head; ++t) {
+        for (int64_t f = 0; f < F; ++f) {
+          // padded[t + lag] for lag = 0..k-1 is x[max(t + lag - (k - 1), 0)]
+          float sum = xs[std::max<int64_t>(t - (kernel - 1), 0) * F + f];
+          for (int64_t lag = 1; lag < kernel; ++lag)
+            sum += xs[std::max<int64_t>(t + lag - (kernel - 1), 0) * F + f];
+          ts[t * F + f] = sum / k;
+          rs[t * F + f] = xs[t * F + f] - ts[t * F + f];
+        }
+      }
+      // the rest: day t's window is x[t-k+1 .. t], a shift of whole days = of F values
+      const int64_t back = (kernel - 1) * F;
+      for (int64_t j = head * F; j < T * F; ++j) ts[j] = xs[j - back];
+      for (int64_t lag = 1; lag < kernel; ++lag) {
+        const int64_t off = lag * F - back;  // <= 0: an earlier day
+#pragma omp simd
+        for (int64_t j = head * F; j < T * F; ++j) ts[j] += xs[j + off];
+      }
+#pragma omp simd
+      for (int64_t j = head * F; j < T * F; ++j) {
+        ts[j] = ts[j] / k;
+        rs[j] = xs[j] - ts[j];
+      }
+    }
+  });
+  return {trend, residual};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_forward", &gru_forward, "fused GRU recurrence, forward");
   m.def("gru_backward", &gru_backward, "fused GRU recurrence, backward through time");
   m.def("group_demean", &group_demean, "h minus its group's mean, row by row");
+  m.def("decompose", &decompose, "causal moving-average trend and residual");
 }
