@@ -16,7 +16,8 @@ synthetic market with 4,000 stocks:
    path before the fused one), interleaved day by day. The batch is checked against the
    reference to float rounding (the reference divides by sigma, the batch path multiplies
    by 1 / sigma) and against the unfused path bit for bit;
-3. a DecompGRU train step on such a batch with and without the batch assembly in the loop
+3. a DecompGRU train step (fused GRU kernel, as FactorModule trains) on such a batch with and
+   without the batch assembly in the loop
    (the DataLoader runs in the main process: ``num_workers=0``).
 
 glibc malloc is tuned as ``main.py`` tunes it (``cli.runtime.tune_malloc``) unless
@@ -80,6 +81,7 @@ def main() -> None:
 
     from datamodules import CrossSectionalDataModule
     from lightning_modules.components import DecompGRU
+    from lightning_modules.components.fused_gru import use_fused_gru
     from lightning_modules.losses import ICLoss
     from market.cn_shared import default_cn_shared_root
     from market.sources import CNSharedMarket, SyntheticMarket, cache_path, load_panel
@@ -144,7 +146,7 @@ def main() -> None:
     np.testing.assert_array_equal(batch["size_group"].numpy(), reference_size_groups(
         dm.log_mcap[day, stocks], dm.n_size_groups))
 
-    net, loss_fn = DecompGRU(), ICLoss()
+    net, loss_fn = use_fused_gru(DecompGRU()), ICLoss()  # as FactorModule trains it
     opt = torch.optim.Adam(net.parameters())
     batch = ds[int(picks[0])]
 
