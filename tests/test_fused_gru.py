@@ -184,3 +184,14 @@ def test_nets_with_fused_gru_match_plain_nets(cls) -> None:
     y_f.square().sum().backward()
     for (name, a), (_, b) in zip(net.named_parameters(), fused.named_parameters()):
         assert _rel(b.grad, a.grad) < 2e-5, name
+
+
+@pytest.mark.parametrize("cls", [GRU, DecompGRU])
+def test_empty_day_and_empty_window(cls) -> None:
+    """No stocks: empty scores and gradients through the kernels; no days: nn.GRU's error."""
+    net = use_fused_gru(cls(hidden=32))
+    y = net(torch.randn(0, 30, 6), torch.zeros(0, dtype=torch.long))
+    assert y.shape == (0,)
+    y.sum().backward()
+    with pytest.raises(RuntimeError, match="sequence length"):
+        FusedGRU(8, 16, batch_first=True)(torch.randn(3, 0, 8))

@@ -195,7 +195,8 @@ class FusedGRU(nn.GRU):
     batch_first, float32); anything else, or no compiler, runs ``nn.GRU.forward``."""
 
     def _fused_ok(self, input: Tensor) -> bool:  # noqa: A002 - nn.GRU's name
-        return (input.device.type == "cpu" and self.num_layers == 1
+        return (input.device.type == "cpu" and input.dim() == 3 and input.shape[1] > 0
+                and self.num_layers == 1
                 and not self.bidirectional and self.batch_first and input.dim() == 3
                 and self.bias and input.dtype == torch.float32
                 and self.hidden_size % 16 == 0 and not torch.is_autocast_enabled("cpu")

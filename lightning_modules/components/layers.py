@@ -251,7 +251,7 @@ def group_demean(
         from lightning_modules.components.fused_gru import load_extension  # (import cycle)
 
         if load_extension() is not None:  # compiled two-pass kernel (csrc/fused_gru.cpp)
-            flat = h.reshape(n, -1)
+            flat = h.flatten(1)
             if inplace and not (torch.is_grad_enabled() and h.requires_grad) \
                     and h.is_contiguous():
                 return load_extension().group_demean(flat, groups.contiguous(), n_groups,
@@ -265,7 +265,7 @@ def group_demean(
         )
     else:
         weight = mask.to(h.dtype)
-    flat = h.reshape(n, -1)  # [N, D]
+    flat = h.flatten(1)  # [N, D]
     # torch.where, not multiplication, so that NaN/inf in excluded stocks cannot leak in
     valid_flat = flat if mask is None else torch.where(weight[:, None] > 0, flat,
                                                        torch.zeros_like(flat))  # [N, D]
