@@ -1,27 +1,30 @@
 """``FusedGRU``: ``nn.GRU`` (one layer, one direction, ``batch_first``) with a compiled, cache-
-blocked CPU recurrence for forward and backward (``csrc/fused_gru.cpp``).
+blocked CPU recurrence for forward and backward (``csrc/fused_gru.cpp``), and ``patch_gru``,
+which folds a patch conv into the GRU's input projection.
 
 PyTorch's CPU ``nn.GRU`` runs every time step as about ten separate ops over the whole
 cross-section (each streaming a ``[N, 3H]`` block through memory), and its backward adds a
 weight-gradient matmul and a concatenation per step. :class:`FusedGRU` keeps ``nn.GRU``'s
-parameters, names and equations (checkpoints load either way) and on CPU computes:
+parameters, names and equations (checkpoints load either way). Its kernel cuts the stocks
+into blocks of 64 and runs all time steps of a block while the block's state, gates and the
+weights stay in cache; blocks run in parallel on torch's intra-op threads. Per step:
 
-1. the input projections of all steps in one matmul ``x @ W_ih^T + b_ih`` -> ``[N, T, 3H]``;
-2. the recurrence in a C++ kernel that cuts the stocks into blocks of 32 and runs all steps of
-   a block while its state, gates and ``W_hh`` stay in cache (one register-blocked
-   ``h @ W_hh^T`` per step, the gate arithmetic in one pass), blocks in parallel on torch's
-   intra-op threads;
-3. the backward through time the same way, the hidden-weight gradient accumulated per thread
-   in cache; the input-side gradients (``dx``, ``dW_ih``, ``db_ih``) are two big matmuls and a
-   sum over all steps.
+- forward: the input projections ``x_t W_ih^T + b_ih`` and ``h W_hh^T + b_hh`` (register-
+  blocked AVX-512 tiles), then the gate arithmetic in one vectorized pass; for training the
+  activations (r, z, n) and ``h W_hn^T + b_hn`` are kept for the backward, in evaluation
+  nothing is kept and, where the caller uses only the last state, no states either;
+- backward: the gate gradients in one pass, ``dh W_hh`` for the previous state, the input
+  gradient ``d_gi W_ih`` (input widths that are multiples of 16; one matmul otherwise), and
+  the weight and bias gradients ``dg^T h``, ``x^T d_gi`` accumulated per thread in cache.
 
-The kernel is compiled on first use with ``torch.utils.cpp_extension`` (g++ and ninja; about a
-minute, once per machine: ``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``). Where it
+The kernel is compiled on first use with ``torch.utils.cpp_extension`` (g++ and ninja; about
+30 s, once per machine: ``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``). Where it
 cannot be built, or for inputs it does not cover (CUDA, not float32, autocast, hidden size not
-a multiple of 16, more layers or directions), :class:`FusedGRU` runs ``nn.GRU.forward``. The
-gate activations use a polynomial ``exp`` (Cephes' ``expf``): outputs agree with ``nn.GRU``
-to ~1e-6 (``tests/test_fused_gru.py`` checks outputs and every gradient against ``nn.GRU``
-in float64).
+a multiple of 16, more layers or directions, an empty window), :class:`FusedGRU` runs
+``nn.GRU.forward``. The gate activations use a polynomial ``exp`` (Cephes' ``expf``): outputs
+agree with ``nn.GRU`` to ~1e-6 (``tests/test_fused_gru.py`` checks outputs and every gradient
+against ``nn.GRU`` in float64). The same extension holds the compiled group de-mean and
+series decomposition used by ``layers.py``. Measured in docs/speed.md.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def load_extension(verbose: bool = False):
             if shutil.which("ninja") is None and os.path.exists(os.path.join(venv_bin, "ninja")):
                 os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
 
-            log.info("fused GRU: loading the CPU kernel (compiled once per machine, ~1 min)")
+            log.info("fused GRU: loading the CPU kernel (compiled once per machine, ~30 s)")
             _ext = load(
                 name=f"deepfactor_fused_gru_{_cpu_tag()}",
                 sources=[str(_SOURCE)],
