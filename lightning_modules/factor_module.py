@@ -40,7 +40,7 @@ class FactorModule(L.LightningModule):
         gru_kernel: ``fused`` (default) runs the net's one-layer, one-direction ``nn.GRU``
             layers with the compiled cache-blocked CPU recurrence
             (:class:`~lightning_modules.components.fused_gru.FusedGRU`: same parameters and
-            equations, 2-3.6x faster train steps on a CPU, docs/speed.md); on CUDA, and where
+            equations, 3.1-4.4x faster train steps on a CPU, docs/speed.md); on CUDA, and where
             the kernel cannot be built, they run ``nn.GRU`` as before. ``torch`` keeps plain
             ``nn.GRU`` everywhere.
     """
