@@ -23,8 +23,10 @@ from lightning_modules.components.layers import group_demean
 
 
 def reference(h: torch.Tensor, groups: torch.Tensor | None = None,
-              n_groups: int | None = None) -> torch.Tensor:
-    """The previous ``group_demean`` (no mask), also the train-step reference's de-mean."""
+              n_groups: int | None = None, inplace: bool = False) -> torch.Tensor:
+    """The previous ``group_demean`` (no mask), also the train-step reference's de-mean.
+    ``inplace`` (the framework's evaluation-only option) is accepted and ignored: always a
+    new tensor."""
     n = h.shape[0]
     if groups is None:
         groups, n_groups = torch.zeros(n, dtype=torch.long), 1

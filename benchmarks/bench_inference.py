@@ -10,8 +10,9 @@ CLI runs after fit: every test day's batch (all eligible stocks, about 3,300-3,6
 IC / Rank IC and the parquet export. The net is untrained (speed does not depend on the
 weights). DataModule setup is excluded (bench_data.py times it). glibc malloc is tuned as
 ``main.py`` tunes it unless ``--no-malloc-tuning``. A variant is ``gru_kernel:precision``:
-``torch`` = plain ``nn.GRU`` (``FactorModule(gru_kernel="torch")``), ``fused`` = the compiled
-recurrence (the default; under bf16 autocast it runs ``nn.GRU``). Each variant is timed
+``torch`` = plain ``nn.GRU`` (``FactorModule(gru_kernel="torch")``; the compiled group
+de-mean and decomposition, a few ms a day, still run: all variants share one process),
+``fused`` = the compiled recurrence (the default; under bf16 autocast it runs ``nn.GRU``). Each variant is timed
 after one warm-up day; the reference is ``torch:32-true`` in the same run.
 """
 

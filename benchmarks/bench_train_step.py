@@ -10,7 +10,9 @@ One step = forward + IC loss + backward + Adam step on one day's cross-section
 ``[N, window, 6]`` (random inputs: the arithmetic does not depend on the values). Variants:
 
 - ``ref``: the reference, plain fp32 ``nn.GRU`` nets (the framework's nets are asserted
-  to be built from ``nn.GRU``), glibc's default allocator settings, and DecompGRU's
+  to be built from ``nn.GRU``; every variant but ``fused+alloc`` runs with the compiled
+  kernels switched off, ``DEEPFACTOR_FUSED_GRU=0``), glibc's default allocator settings,
+  and DecompGRU's
   size-group de-mean in its plain form (``h - means[groups]``, kept in
   ``bench_group_demean.py``; the framework's ``group_demean`` has a faster backward);
 - ``bf16``: the same under ``torch.autocast("cpu", torch.bfloat16)``, which is what
@@ -151,6 +153,8 @@ def matmul_peak() -> dict[str, float]:
 
 def run_variant(model: str, variant: str, args: argparse.Namespace) -> dict:
     env = {**os.environ, "DEEPFACTOR_MALLOC_TUNING": "1"}
+    if VARIANTS[variant][2] != "fused":  # no compiled kernel at all (decomposition included)
+        env["DEEPFACTOR_FUSED_GRU"] = "0"
     cmd = [sys.executable, __file__, "--worker", "--model", model, "--variant", variant,
            "--stocks", str(args.stocks), "--window", str(args.window),
            "--hidden", str(args.hidden), "--steps", str(args.steps)]

@@ -42,7 +42,9 @@ class FactorModule(L.LightningModule):
             (:class:`~lightning_modules.components.fused_gru.FusedGRU`: same parameters and
             equations, 3.1-4.4x faster train steps on a CPU, docs/speed.md); on CUDA, and where
             the kernel cannot be built, they run ``nn.GRU`` as before. ``torch`` keeps plain
-            ``nn.GRU`` everywhere.
+            ``nn.GRU``. (The compiled group de-mean and decomposition of ``layers.py`` do not
+            depend on this option; ``DEEPFACTOR_FUSED_GRU=0`` switches every compiled kernel
+            off.)
     """
 
     def __init__(self, net: nn.Module, loss: nn.Module | None = None,

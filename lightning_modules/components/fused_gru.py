@@ -17,102 +17,29 @@ weights stay in cache; blocks run in parallel on torch's intra-op threads. Per s
   gradient ``d_gi W_ih`` (input widths that are multiples of 16; one matmul otherwise), and
   the weight and bias gradients ``dg^T h``, ``x^T d_gi`` accumulated per thread in cache.
 
-The kernel is compiled on first use with ``torch.utils.cpp_extension`` (g++ and ninja; about
-30 s, once per machine: ``~/.cache/torch_extensions`` or ``$TORCH_EXTENSIONS_DIR``). Where it
-cannot be built, or for inputs it does not cover (CUDA, not float32, autocast, hidden size not
-a multiple of 16, more layers or directions, an empty window), :class:`FusedGRU` runs
-``nn.GRU.forward``. The gate activations use a polynomial ``exp`` (Cephes' ``expf``): outputs
-agree with ``nn.GRU`` to ~1e-6 (``tests/test_fused_gru.py`` checks outputs and every gradient
-against ``nn.GRU`` in float64). The same extension holds the compiled group de-mean and
-series decomposition used by ``layers.py``. Measured in docs/speed.md.
+The kernel is compiled on first use (``kernels.load_extension``: g++ and ninja, about 30 s
+once per machine). Where it cannot be built, or for inputs it does not cover (CUDA, not
+float32, autocast, hidden size not a multiple of 16, more layers or directions, an empty
+window), :class:`FusedGRU` runs ``nn.GRU.forward``. The gate activations use a polynomial
+``exp`` (Cephes' ``expf``): outputs agree with ``nn.GRU`` to ~1e-6
+(``tests/test_fused_gru.py`` checks outputs and every gradient against ``nn.GRU`` in
+float64). The same extension holds the group de-mean and series decomposition of
+``layers.py``. Measured in docs/speed.md.
 """
 
 from __future__ import annotations
-
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import sys
-import threading
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from lightning_modules.components.fast_gru import replace_plain_grus
+from lightning_modules.components.kernels import extension_error, load_extension
 from lightning_modules.components.layers import (
     DepthwiseSeparablePatchConv,
     PatchConv,
     _check_sequence,
     _keep_recent_multiple,
 )
-
-log = logging.getLogger(__name__)
-
-_SOURCE = Path(__file__).with_name("csrc") / "fused_gru.cpp"
-_lock = threading.Lock()
-_ext = None
-_ext_error: str | None = None
-
-
-def _cpu_tag() -> str:
-    """A short hash of this CPU's model and flags: the kernel is built with -march=native, so
-    a build directory shared between machines must not mix their builds."""
-    text = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("model name", "flags")):
-                    text += line
-                if line.startswith("flags"):
-                    break
-    except OSError:
-        pass
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-def load_extension(verbose: bool = False):
-    """Compile (first time on this machine) and load the kernel; returns the module, or None
-    if it cannot be built here (the reason is logged once and kept in :func:`extension_error`).
-    ``DEEPFACTOR_FUSED_GRU=0`` disables it."""
-    global _ext, _ext_error
-    if _ext is not None or _ext_error is not None:
-        return _ext
-    with _lock:
-        if _ext is not None or _ext_error is not None:
-            return _ext
-        if os.environ.get("DEEPFACTOR_FUSED_GRU", "1") == "0":
-            _ext_error = "disabled by DEEPFACTOR_FUSED_GRU=0"
-            return None
-        try:
-            from torch.utils.cpp_extension import load
-
-            venv_bin = os.path.dirname(sys.executable)  # pip's ninja, venv not activated
-            if shutil.which("ninja") is None and os.path.exists(os.path.join(venv_bin, "ninja")):
-                os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
-
-            log.info("fused GRU: loading the CPU kernel (compiled once per machine, ~30 s)")
-            _ext = load(
-                name=f"deepfactor_fused_gru_{_cpu_tag()}",
-                sources=[str(_SOURCE)],
-                extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno",
-                              "-fno-trapping-math"],
-                extra_ldflags=["-fopenmp"],
-                verbose=verbose,
-            )
-        except Exception as exc:  # no compiler, no ninja, build error: fall back to nn.GRU
-            _ext_error = f"{type(exc).__name__}: {exc}"
-            log.warning("fused GRU kernel unavailable, nn.GRU is used instead (%s)",
-                        _ext_error.splitlines()[0][:300])
-    return _ext
-
-
-def extension_error() -> str | None:
-    """Why the kernel could not be loaded (None if it loaded or was not tried)."""
-    return _ext_error
-
 
 class _GRURecurrence(torch.autograd.Function):
     """The recurrence given its inputs: (x, h0, W_ih, b_ih, W_hh, b_hh[, x2, W2]) -> (states
@@ -199,8 +126,7 @@ class FusedGRU(nn.GRU):
 
     def _fused_ok(self, input: Tensor) -> bool:  # noqa: A002 - nn.GRU's name
         return (input.device.type == "cpu" and input.dim() == 3 and input.shape[1] > 0
-                and self.num_layers == 1
-                and not self.bidirectional and self.batch_first and input.dim() == 3
+                and self.num_layers == 1 and not self.bidirectional and self.batch_first
                 and self.bias and input.dtype == torch.float32
                 and self.hidden_size % 16 == 0 and not torch.is_autocast_enabled("cpu")
                 and all(p.dtype == torch.float32 for p in self._flat_weights)

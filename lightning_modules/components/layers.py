@@ -8,6 +8,8 @@ steps (``T // patch``), ``H`` hidden size, ``G`` groups.
 import torch
 from torch import Tensor, nn
 
+from lightning_modules.components.kernels import GroupDemean, load_extension
+
 
 def _check_sequence(x: Tensor, n_features: int, patch: int) -> None:
     if x.ndim != 3:
@@ -144,8 +146,6 @@ class SeriesDecomposition(nn.Module):
         """x: [N, T, F] -> (trend [N, T, F], residual [N, T, F])."""
         if (x.ndim == 3 and x.device.type == "cpu" and x.dtype == torch.float32
                 and not (torch.is_grad_enabled() and x.requires_grad)):
-            from lightning_modules.components.fused_gru import load_extension  # (cycle)
-
             ext = load_extension()
             if ext is not None:  # one compiled pass, bit-identical to the two lines below
                 trend, residual = ext.decompose(x.contiguous(), self.moving_average.kernel)
@@ -194,27 +194,6 @@ def _check_groups(groups: Tensor, n: int, n_groups: int | None) -> int:
     return high + 1 if n_groups is None else n_groups
 
 
-class _GroupDemean(torch.autograd.Function):
-    """``h - mean of h over its group`` [N, D] with every row weighted equally: a symmetric
-    projection, so the gradient is the same de-mean of the incoming gradient."""
-
-    @staticmethod
-    def forward(ctx, flat: Tensor, groups: Tensor, n_groups: int) -> Tensor:
-        from lightning_modules.components.fused_gru import load_extension
-
-        ctx.save_for_backward(groups)
-        ctx.n_groups = n_groups
-        return load_extension().group_demean(flat.contiguous(), groups, n_groups, False)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        from lightning_modules.components.fused_gru import load_extension
-
-        (groups,) = ctx.saved_tensors
-        return (load_extension().group_demean(grad.contiguous(), groups, ctx.n_groups, False),
-                None, None)
-
-
 def group_demean(
     h: Tensor, groups: Tensor | None = None, mask: Tensor | None = None,
     n_groups: int | None = None, inplace: bool = False,
@@ -248,15 +227,13 @@ def group_demean(
         groups = torch.zeros(n, dtype=torch.long, device=h.device)
     n_groups = _check_groups(groups, n, n_groups)
     if mask is None and h.device.type == "cpu" and h.dtype == torch.float32 and n > 0:
-        from lightning_modules.components.fused_gru import load_extension  # (import cycle)
-
         if load_extension() is not None:  # compiled two-pass kernel (csrc/fused_gru.cpp)
             flat = h.flatten(1)
             if inplace and not (torch.is_grad_enabled() and h.requires_grad) \
                     and h.is_contiguous():
                 return load_extension().group_demean(flat, groups.contiguous(), n_groups,
                                                      True).view(h.shape)
-            return _GroupDemean.apply(flat, groups.contiguous(), n_groups).reshape(h.shape)
+            return GroupDemean.apply(flat, groups.contiguous(), n_groups).reshape(h.shape)
     if mask is None:
         weight = torch.ones(n, dtype=h.dtype, device=h.device)
     elif mask.shape != (n,) or mask.dtype != torch.bool:

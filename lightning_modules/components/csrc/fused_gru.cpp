@@ -1,20 +1,23 @@
-// Fused CPU GRU recurrence (forward and backward through time) for lightning_modules/components/fused_gru.py.
+// Compiled CPU kernels of the nets, loaded by lightning_modules/components/kernels.py: the
+// fused GRU recurrence (forward and backward through time, used by fused_gru.py), the group
+// de-mean and the series decomposition (used by layers.py).
 //
-// PyTorch's CPU nn.GRU runs each time step as ~10 separate ops over the whole batch: every op
-// streams a [N, 3H] block through memory, and its autograd backward adds a weight-gradient
-// matmul and a concatenation per step. Here the stocks are cut into blocks of kBlock rows;
-// each block runs all T steps while its state, gates and the hidden weights stay in cache:
-// one small register-blocked matmul per step (h @ W_hh^T), the gate arithmetic in one pass,
-// and in the backward the state gradient (dg @ W_hh) and the hidden-weight gradient
-// (dg^T @ h_prev, accumulated per thread) per step in cache. Blocks run in parallel on
-// torch's intra-op thread pool (at::parallel_for).
+// GRU. PyTorch's CPU nn.GRU runs each time step as ~10 separate ops over the whole batch:
+// every op streams a [N, 3H] block through memory, and its autograd backward adds a
+// weight-gradient matmul and a concatenation per step. Here the stocks are cut into blocks of
+// kBlock rows; each block runs all T steps while its state, gates and the weights stay in
+// cache: per step small register-blocked matmuls (x_t W_ih^T, h W_hh^T; in the backward
+// dg W_hh, d_gi W_ih and the weight gradients accumulated per thread), and the gate
+// arithmetic in one vectorized pass. Blocks run in parallel on torch's intra-op thread pool
+// (at::parallel_for).
 //
 // Layout (batch first, contiguous float32):
-//   gi    [N, T, 3H]  input projections x W_ih^T + b_ih (r, z, n); overwritten in place by the
-//                     forward with the activations (r, z, n) when they are saved for backward,
-//                     and by the backward with the gradients of the pre-activations.
-//   out   [N, T, H]   states h_1..h_T;  h0 [N, H];  ghn [N, T, H]  h_{t-1} W_hn^T + b_hn.
-//   w_hh  [3H, H];  b_hh [3H]  (PyTorch's nn.GRU parameters, gate order r, z, n).
+//   x_k   [N, T, K_k]  inputs, each with its projection weight W_k [3H, K_k] (gi = sum_k
+//                      x_k W_k^T + b_ih, gate order r, z, n);
+//   gates [N, T, 3H]   the activations (r, z, n) kept for the backward, which overwrites them
+//                      with the gradients of the input-side pre-activations d_gi;
+//   out   [N, T, H]    states h_1..h_T;  h0 [N, H];  ghn [N, T, H]  h_{t-1} W_hn^T + b_hn.
+//   w_hh  [3H, H];  b_hh, b_ih [3H]  (PyTorch's nn.GRU parameters).
 // Equations (PyTorch's):  r = s(gi_r + gh_r), z = s(gi_z + gh_z), n = tanh(gi_n + r * gh_n),
 //   h = (1 - z) n + z h_prev, with gh = h_prev W_hh^T + b_hh.
 
@@ -288,14 +291,14 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
   const int n_threads = at::get_num_threads();
   at::Tensor dw_parts = at::zeros({n_threads, G, H}, gates.options());
   at::Tensor db_parts = at::zeros({n_threads, 2, G}, gates.options());  // hidden, input side
-  std::vector<at::Tensor> dx_parts;
+  std::vector<at::Tensor> dwx_parts;  // per thread dW_k^T of each input
   std::vector<const float*> xps;
-  std::vector<float*> dxps;
+  std::vector<float*> dwxps;
   std::vector<int64_t> ks;
   for (const auto& x : inputs) {
-    dx_parts.push_back(at::zeros({n_threads, x.size(-1), G}, gates.options()));
+    dwx_parts.push_back(at::zeros({n_threads, x.size(-1), G}, gates.options()));
     xps.push_back(x.data_ptr<float>());
-    dxps.push_back(dx_parts.back().data_ptr<float>());
+    dwxps.push_back(dwx_parts.back().data_ptr<float>());
     ks.push_back(x.size(-1));
   }
   std::vector<at::Tensor> dxs;
@@ -375,7 +378,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
         for (size_t k = 0; k < ks.size(); ++k) {
           const int64_t K = ks[k];
           gemm(K, G, rows, xps[k] + (i0 * T + t) * K, 1, T * K, gp + (i0 * T + t) * G, T * G,
-               dxps[k] + tid * K * G, G, nullptr, true);
+               dwxps[k] + tid * K * G, G, nullptr, true);
         }
         // dx_j = d_gi @ W_j
         for (size_t k = 0; k < dks.size(); ++k) {
@@ -390,7 +393,7 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor grad_last,
   });
   at::Tensor db = db_parts.sum(0);
   std::vector<at::Tensor> result = {dh0, dw_parts.sum(0), db[0], db[1]};
-  for (auto& part : dx_parts) result.push_back(part.sum(0));
+  for (auto& part : dwx_parts) result.push_back(part.sum(0));
   for (auto& dx : dxs) result.push_back(dx);
   return result;
 }
