@@ -67,6 +67,10 @@ class CrossSectionalDataModule(L.LightningDataModule):
         min_valid_frac: minimum share of the window's days with a valid bar; stocks
             below it are excluded that day (never padded).
         n_size_groups: size groups (quantiles of log market cap per day) for DecompGRU.
+        train_stock_fraction: share of each training day's labelled stocks in its batch,
+            drawn at random within each size group (so DecompGRU's de-meaning still sees
+            every group) from (seed, epoch, day): a resumed run draws the same stocks.
+            1.0 = every stock (the reports); validation and test days always use all.
         norm_sample_days: training days sampled to fit the normalizer.
         norm_max_windows: at most this many windows (stock-days) of those days fit it: above
             it each day's stocks are thinned by the same seeded fraction (the median / MAD
@@ -88,7 +92,8 @@ class CrossSectionalDataModule(L.LightningDataModule):
                  label_scope: Literal["universe", "market"] = "universe",
                  exclude: list[Exclusion] | None = None,
                  min_valid_frac: float = 0.9,
-                 n_size_groups: int = 5, norm_sample_days: int = 32,
+                 n_size_groups: int = 5, train_stock_fraction: float = 1.0,
+                 norm_sample_days: int = 32,
                  norm_max_windows: int = 16384, clip: float = 3.0,
                  num_workers: int = 0, shuffle_labels: bool = False) -> None:
         super().__init__()
@@ -107,6 +112,10 @@ class CrossSectionalDataModule(L.LightningDataModule):
             raise ValueError(f"exclude: unknown {sorted(unknown)}; choose among "
                              f"{', '.join(get_args(Exclusion))}")
         self.min_valid_frac = min_valid_frac
+        if not 0.0 < train_stock_fraction <= 1.0:
+            raise ValueError(f"--data.train_stock_fraction must be in (0, 1], got "
+                             f"{train_stock_fraction}")
+        self.train_stock_fraction = train_stock_fraction
         self.n_size_groups, self.norm_sample_days, self.clip = n_size_groups, norm_sample_days, clip
         self.norm_max_windows = norm_max_windows
         self.num_workers, self.shuffle_labels = num_workers, shuffle_labels
@@ -255,10 +264,10 @@ class CrossSectionalDataModule(L.LightningDataModule):
         log.info("data report: %s", self.report)
 
     def _loader(self, split: str) -> DataLoader:
-        dataset = DayDataset(self, self.splits[split])
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
+        dataset = DayDataset(self, self.splits[split], seed)
         sampler = None
         if self.splits[split].train:
-            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
             sampler = EpochShuffleSampler(len(dataset), seed)
         return DataLoader(dataset, batch_size=None, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)

@@ -189,7 +189,8 @@ class MultiGranularityDataModule(CrossSectionalDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         base = super()._loader(split)  # keeps the parent's sampler (shuffling) logic
-        return DataLoader(MultiGranularityDayDataset(self, self.splits[split]), batch_size=None,
+        return DataLoader(MultiGranularityDayDataset(self, self.splits[split], base.dataset.seed),
+                          batch_size=None,
                           sampler=base.sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
@@ -197,8 +198,8 @@ class MultiGranularityDataModule(CrossSectionalDataModule):
 class MultiGranularityDayDataset(DayDataset):
     """A day's item of :class:`DayDataset` plus ``x_<g>`` ``[N, K * B, F]`` per granularity."""
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = super().__getitem__(i)
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        item = super().__getitem__(index)
         day, stocks = int(item["day"]), item["stock"].numpy()
         for g in self.dm.granularities:
             item[f"x_{g}"] = torch.from_numpy(self.dm.intraday_windows(g, day, stocks))

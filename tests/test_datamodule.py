@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from datamodules import CrossSectionalDataModule
 from datamodules.features import eligibility
@@ -218,3 +219,32 @@ def test_exclusions_remove_labels_not_exports(market: MarketData) -> None:
     assert (~batch["mask"].numpy()).sum() >= (hit[day] & dm.eligible[day]).sum()
     with pytest.raises(ValueError, match="unknown"):
         make_dm(market, exclude=["halted"])
+
+
+def test_train_stock_fraction_is_stratified_seeded_and_train_only(market: MarketData) -> None:
+    full, half = make_dm(market), make_dm(market, train_stock_fraction=0.5)
+    train = half.train_dataloader()
+    sampler = train.sampler
+    sampler.set_epoch(3)
+    index = next(iter(sampler))
+    assert index[1] == 3
+    item, again = train.dataset[index], train.dataset[index]
+    whole = full.train_dataloader().dataset[index]
+    assert torch.equal(item["stock"], again["stock"]), "same (seed, epoch, day) -> same stocks"
+    other_epoch = train.dataset[(index[0], 4)]
+    assert not torch.equal(item["stock"], other_epoch["stock"])
+    # each size group keeps half its members (rounded), groups from the whole day
+    n_full = np.bincount(whole["size_group"].numpy(), minlength=5)
+    n_half = np.bincount(item["size_group"].numpy(), minlength=5)
+    assert np.array_equal(n_half, np.maximum(1, np.round(n_full * 0.5).astype(int)))
+    assert set(item["stock"].tolist()) <= set(whole["stock"].tolist())
+    pos = np.searchsorted(whole["stock"].numpy(), item["stock"].numpy())
+    assert torch.equal(whole["size_group"][pos], item["size_group"])
+    assert torch.equal(whole["x"][pos], item["x"]) and torch.equal(whole["y"][pos], item["y"])
+    # validation and test days keep every stock
+    for split in ("val", "test"):
+        a = getattr(half, f"{split}_dataloader")().dataset[0]
+        b = getattr(full, f"{split}_dataloader")().dataset[0]
+        assert torch.equal(a["stock"], b["stock"])
+    with pytest.raises(ValueError, match="train_stock_fraction"):
+        make_dm(market, train_stock_fraction=0.0)
